@@ -1,0 +1,1 @@
+//! Permission and routing caches, rate limiter and pub/sub, in Redis or in process.

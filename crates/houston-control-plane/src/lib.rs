@@ -1,0 +1,1 @@
+//! Public API: identity, grants, routing, stream proxy, audit, usage, rate limits, admin.

@@ -1,0 +1,1 @@
+//! Egress proxy: per-agent hostname allowlist, credential injection and egress log.

@@ -1,0 +1,1 @@
+//! Runtime manager, activator and sandbox backends.

@@ -1,0 +1,1 @@
+//! Metadata store: one interface with Postgres and SQLite implementations.

@@ -1,0 +1,1 @@
+//! Local stand-ins for third-party services (Anthropic, Composio) used by tests and benchmarks.
