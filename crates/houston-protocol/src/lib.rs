@@ -7,6 +7,7 @@
 //! Invariant: an id type can only be built by parsing, so any value of one is safe to use
 //! as a single path component.
 
+pub mod definition;
 pub mod endpoint;
 pub mod error;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod ids;
 pub mod request;
 pub mod sse;
 
+pub use definition::{AgentDefinition, DefinitionError};
 pub use endpoint::EngineEndpoint;
 pub use error::{ErrorBody, ErrorDetail};
 pub use event::{EventKind, StreamEvent, ToolOutcome, TurnError, Usage};
