@@ -1,0 +1,158 @@
+//! Outbound connections to hosts an agent reaches on its own: resolve once, check every
+//! address, connect only to an address that passed the check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use houston_protocol::AgentId;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::address::forbidden_range;
+use crate::rejection::Rejection;
+use crate::resolver::Resolver;
+use crate::target::host_ip;
+
+/// Resolves `host` and checks every address, so a name with one safe and one private
+/// address is refused as a whole.
+pub(crate) struct AddressCheck {
+    pub resolver: Arc<dyn Resolver>,
+    pub timeout: Duration,
+    /// Lets 127.0.0.0/8 and `::1` pass, for tests only (the `test-util` feature).
+    pub allow_loopback: bool,
+}
+
+impl AddressCheck {
+    /// Returns the socket addresses of `host:port` that an agent may connect to.
+    ///
+    /// # Errors
+    /// Returns [`Rejection::ForbiddenAddress`] when any address is in a special range, and
+    /// a resolution failure when the name has no address.
+    pub async fn checked_addresses(
+        &self,
+        host: &str,
+        port: u16,
+        agent: &AgentId,
+    ) -> Result<Vec<SocketAddr>, Rejection> {
+        let addresses = match host_ip(host) {
+            Some(ip) => vec![ip],
+            None => self.resolve(host).await?,
+        };
+        for &ip in &addresses {
+            if let Some(range) = self.forbidden(ip) {
+                return Err(Rejection::ForbiddenAddress {
+                    host: host.to_owned(),
+                    ip,
+                    range,
+                    agent: agent.clone(),
+                });
+            }
+        }
+        Ok(addresses
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
+    }
+
+    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, Rejection> {
+        let failed = |source| Rejection::ResolveFailed {
+            host: host.to_owned(),
+            source,
+        };
+        let resolved = tokio::time::timeout(self.timeout, self.resolver.resolve(host))
+            .await
+            .map_err(|_| failed(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(failed)?;
+        if resolved.is_empty() {
+            return Err(failed(std::io::ErrorKind::NotFound.into()));
+        }
+        Ok(resolved)
+    }
+
+    fn forbidden(&self, ip: IpAddr) -> Option<&'static str> {
+        let test_loopback = match ip {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => v6.is_loopback(),
+        };
+        if self.allow_loopback && test_loopback {
+            return None;
+        }
+        forbidden_range(ip)
+    }
+}
+
+/// Opens a TCP connection to the first of `addresses` that accepts, counting every attempt.
+///
+/// # Errors
+/// Returns the last connection error, or a timeout when the last attempt timed out.
+pub(crate) async fn connect_checked(
+    host: &str,
+    addresses: &[SocketAddr],
+    timeout: Duration,
+    attempts: &AtomicU64,
+) -> Result<TcpStream, Rejection> {
+    let mut last = Rejection::ConnectTimedOut {
+        host: host.to_owned(),
+    };
+    for address in addresses {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
+                // Disabling Nagle keeps small SSE frames from waiting for an ACK.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(source)) => {
+                last = Rejection::ConnectFailed {
+                    host: host.to_owned(),
+                    source,
+                }
+            }
+            Err(_) => {
+                last = Rejection::ConnectTimedOut {
+                    host: host.to_owned(),
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Builds the TLS client configuration: Mozilla's root certificates (webpki-roots) and the
+/// aws-lc-rs provider.
+///
+/// # Errors
+/// Returns the rustls error when the provider supports no safe protocol version.
+pub(crate) fn tls_client_config() -> Result<ClientConfig, rustls::Error> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Starts TLS on `stream`, verifying the certificate against `host`.
+///
+/// # Errors
+/// Returns [`Rejection::ConnectFailed`] when the handshake or the verification fails.
+pub(crate) async fn tls_connect(
+    connector: &TlsConnector,
+    host: &str,
+    stream: TcpStream,
+) -> Result<TlsStream<TcpStream>, Rejection> {
+    let failed = |source| Rejection::ConnectFailed {
+        host: host.to_owned(),
+        source,
+    };
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|error| failed(std::io::Error::new(std::io::ErrorKind::InvalidInput, error)))?;
+    connector.connect(name, stream).await.map_err(failed)
+}
