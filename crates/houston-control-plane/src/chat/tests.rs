@@ -1,0 +1,288 @@
+//! Tests of the chat routes against in-memory ports and a scripted engine on a Unix socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use houston_protocol::sse::SseDecoder;
+use houston_protocol::{EventKind, StreamEvent};
+use serde_json::{Value, json};
+
+use super::ports::TurnStatus;
+use super::service::ChatService;
+use super::test_support::Fixture;
+
+struct Server {
+    url: String,
+    client: reqwest::Client,
+}
+
+async fn serve(service: Arc<ChatService>) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, super::router(service)).await.unwrap() });
+    Server { url, client: reqwest::Client::new() }
+}
+
+impl Server {
+    async fn post_chat(&self, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/chat", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.url)).bearer_auth(token).send().await.unwrap()
+    }
+}
+
+/// Reads a whole SSE body, or its first `limit` events.
+async fn read_events(mut response: reqwest::Response, limit: usize) -> Vec<StreamEvent> {
+    let mut decoder = SseDecoder::new();
+    let mut events = Vec::new();
+    while events.len() < limit {
+        let Some(chunk) = response.chunk().await.unwrap() else { break };
+        events.extend(decoder.feed(&chunk).into_iter().map(|f| f.to_event().unwrap()));
+    }
+    events.truncate(limit);
+    events
+}
+
+fn types(events: &[StreamEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.type_name()).collect()
+}
+
+fn seqs(events: &[StreamEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+fn events_path(event: &StreamEvent, session: &str) -> String {
+    format!("/v1/agents/hr/sessions/{session}/turns/{}/events", event.turn_id)
+}
+
+fn session_of(events: &[StreamEvent]) -> String {
+    match &events[0].kind {
+        EventKind::TurnAccepted { session_id } => session_id.to_string(),
+        other => panic!("first event is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn cold_chat_streams_waking_then_answer() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "vacation?"})).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    let events = read_events(response, usize::MAX).await;
+
+    let expected = ["turn.accepted", "agent.waking", "agent.ready", "message.delta", "message.delta", "turn.completed"];
+    assert_eq!(types(&events), expected);
+    assert_eq!(seqs(&events), vec![1, 2, 3, 4, 5, 6]);
+    assert!(matches!(events[2].kind, EventKind::AgentReady { cold_start_ms: 42 }));
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let usage = fixture.turns.usage.lock().unwrap().clone();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].1, TurnStatus::Completed);
+    assert_eq!(usage[0].2.usage.output_tokens, 2);
+    assert!(usage[0].2.woke_runtime);
+    assert_eq!(*fixture.runtimes.leases.lock().unwrap(), 0, "the lease must end with the turn");
+}
+
+#[tokio::test]
+async fn warm_chat_skips_waking() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.awake.lock().unwrap() = true;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await;
+    let events = read_events(response, usize::MAX).await;
+
+    assert_eq!(types(&events), ["turn.accepted", "message.delta", "message.delta", "turn.completed"]);
+    assert_eq!(seqs(&events), vec![1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn ungranted_agent_answers_like_unknown() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let sales = server.post_chat("juan", json!({"agent_id": "sales", "message": "hi"})).await;
+    let unknown = server.post_chat("juan", json!({"agent_id": "nope", "message": "hi"})).await;
+
+    assert_eq!(sales.status(), 404);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(sales.text().await.unwrap(), unknown.text().await.unwrap());
+    assert_eq!(*fixture.engine.started.lock().unwrap(), 0);
+    let denied = fixture.access.audit.lock().unwrap().iter().filter(|a| !a.2).count();
+    assert_eq!(denied, 2, "each denial is audited");
+}
+
+#[tokio::test]
+async fn invalid_body_lists_fields_before_side_effects() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "", "session_id": "../x"})).await;
+
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let fields: Vec<_> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].clone()).collect();
+    assert!(fields.contains(&json!("message")), "{body}");
+    assert!(fields.contains(&json!("session_id")), "{body}");
+    assert!(fixture.access.audit.lock().unwrap().is_empty(), "no audit before validation");
+}
+
+#[tokio::test]
+async fn missing_token_is_401() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.client.post(format!("{}/v1/chat", server.url)).json(&json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let wrong = server.post_chat("mallory", json!({"agent_id": "hr", "message": "hi"})).await;
+    assert_eq!(wrong.status(), 401);
+}
+
+#[tokio::test]
+async fn rate_limited_chat_is_429_with_retry_after() {
+    let fixture = Fixture::new().await;
+    *fixture.access.limit.lock().unwrap() = Some(0);
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await;
+
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    assert_eq!(*fixture.engine.started.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn resume_gives_each_event_once() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await;
+    let all = read_events(response, usize::MAX).await;
+    let session = session_of(&all);
+
+    for after in 0..=all.len() as u64 {
+        let by_query = server.get("juan", &format!("{}?after={after}", events_path(&all[0], &session))).await;
+        let tail = read_events(by_query, usize::MAX).await;
+        assert_eq!(tail, all[after as usize..].to_vec(), "after={after}");
+
+        let by_header = server
+            .client
+            .get(format!("{}{}", server.url, events_path(&all[0], &session)))
+            .bearer_auth("juan")
+            .header("last-event-id", after.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read_events(by_header, usize::MAX).await, all[after as usize..].to_vec());
+    }
+}
+
+#[tokio::test]
+async fn other_replica_resumes_through_engine() {
+    let fixture = Fixture::new().await;
+    let first = serve(ChatService::new(fixture.ports())).await;
+    let second = serve(ChatService::new(fixture.ports())).await;
+    let response = first.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await;
+    let all = read_events(response, usize::MAX).await;
+    assert_eq!(all.len(), 6, "cold start: {:?}", types(&all));
+    let session = session_of(&all);
+
+    for after in 0..=all.len() as u64 {
+        let path = format!("{}?after={after}", events_path(&all[0], &session));
+        let tail = read_events(second.get("juan", &path).await, usize::MAX).await;
+        assert_eq!(tail, all[after as usize..].to_vec(), "after={after}");
+    }
+}
+
+#[tokio::test]
+async fn dropped_stream_resumes_mid_turn() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.awake.lock().unwrap() = true;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "slow"})).await;
+    let head = read_events(response, 4).await;
+    let session = session_of(&head);
+
+    let resumed = server
+        .client
+        .get(format!("{}{}", server.url, events_path(&head[0], &session)))
+        .bearer_auth("juan")
+        .header("last-event-id", "4")
+        .send()
+        .await
+        .unwrap();
+    let tail = read_events(resumed, 3).await;
+
+    assert_eq!(seqs(&tail), vec![5, 6, 7]);
+}
+
+#[tokio::test]
+async fn other_users_turn_is_404() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let all = read_events(server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await, usize::MAX).await;
+    let session = session_of(&all);
+
+    let response = server.get("ana", &events_path(&all[0], &session)).await;
+    assert_eq!(response.status(), 404);
+    let sessions: Value = server.get("ana", "/v1/agents/hr/sessions").await.json().await.unwrap();
+    assert_eq!(sessions["sessions"], json!([]));
+    let own: Value = server.get("juan", "/v1/agents/hr/sessions").await.json().await.unwrap();
+    assert_eq!(own["sessions"][0]["session_id"], json!(session));
+    assert_eq!(own["sessions"][0]["title"], json!("hi"));
+
+    let hijack = server.post_chat("ana", json!({"agent_id": "hr", "message": "hi", "session_id": session})).await;
+    assert_eq!(hijack.status(), 404);
+}
+
+#[tokio::test]
+async fn repeated_idempotency_key_attaches() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let body = json!({"agent_id": "hr", "message": "hi", "idempotency_key": "k-1"});
+
+    let first = read_events(server.post_chat("juan", body.clone()).await, usize::MAX).await;
+    let second = read_events(server.post_chat("juan", body).await, usize::MAX).await;
+
+    assert_eq!(first, second);
+    assert_eq!(*fixture.engine.started.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn cancel_stops_engine_and_ends_stream() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.awake.lock().unwrap() = true;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let mut response = server.post_chat("juan", json!({"agent_id": "hr", "message": "slow"})).await;
+    let mut decoder = SseDecoder::new();
+    let mut events: Vec<StreamEvent> = Vec::new();
+    while events.len() < 3 {
+        let chunk = response.chunk().await.unwrap().unwrap();
+        events.extend(decoder.feed(&chunk).into_iter().map(|f| f.to_event().unwrap()));
+    }
+    let session = session_of(&events);
+
+    let cancel_path = format!("/v1/agents/hr/sessions/{session}/turns/{}/cancel", events[0].turn_id);
+    let cancel = server.client.post(format!("{}{cancel_path}", server.url)).bearer_auth("juan").send().await.unwrap();
+    assert_eq!(cancel.status(), 202);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        events.extend(decoder.feed(&chunk).into_iter().map(|f| f.to_event().unwrap()));
+    }
+
+    assert_eq!(events.last().unwrap().kind, EventKind::TurnCancelled {});
+    assert_eq!(fixture.engine.cancelled.lock().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fixture.turns.usage.lock().unwrap()[0].1, TurnStatus::Cancelled);
+}
