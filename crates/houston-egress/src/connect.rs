@@ -101,6 +101,17 @@ pub(crate) async fn connect_checked(
     };
     for address in addresses {
         attempts.fetch_add(1, Ordering::Relaxed);
+        // A safety net for test builds: even if a bug let an address past the check, tests
+        // must never send a packet off the machine.
+        #[cfg(feature = "test-util")]
+        if !address.ip().is_loopback() {
+            let source = std::io::Error::other("test builds connect only to loopback addresses");
+            last = Rejection::ConnectFailed {
+                host: host.to_owned(),
+                source,
+            };
+            continue;
+        }
         match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => {
                 // Disabling Nagle keeps small SSE frames from waiting for an ACK.
