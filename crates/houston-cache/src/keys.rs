@@ -26,7 +26,7 @@ impl PermissionKey {
 
 /// Key of one agent's route. The workspace is part of the key so that a route is only ever
 /// returned to a caller that already resolved the agent inside that workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RouteKey {
     pub workspace: WorkspaceId,
     pub agent: AgentId,
@@ -86,7 +86,6 @@ impl PermissionScope {
 }
 
 /// Ways to turn a cache key into the parts of its Redis key.
-#[allow(dead_code, reason = "used by the Redis backend, which is next")]
 pub(crate) trait RedisKeyParts {
     /// Workspace of the entry: entries are versioned per workspace.
     fn workspace(&self) -> &WorkspaceId;

@@ -68,6 +68,7 @@ pub mod config;
 pub mod keys;
 pub mod memory;
 pub mod rate_limit;
+pub mod redis;
 pub mod traits;
 pub mod values;
 
@@ -78,6 +79,7 @@ use std::sync::Arc;
 pub use config::{CacheConfig, ConfigError};
 pub use keys::{PermissionKey, PermissionScope, RouteKey};
 pub use memory::InProcessCache;
+pub use redis::{RedisCaches, RedisConfig, RedisError};
 pub use rate_limit::{
     InProcessRateLimiter, Quota, QuotaError, RateDecision, RateLimitKey, RateLimiter, Subject,
 };
@@ -104,5 +106,15 @@ impl Caches {
             routes: cache,
             rate_limiter: Arc::new(InProcessRateLimiter::new()),
         })
+    }
+
+    /// Creates Redis-backed caches and rate limiter, shared with every replica that uses the
+    /// same Redis and key prefix. See [`RedisCaches::connect`].
+    ///
+    /// # Errors
+    /// Returns [`RedisError`] for invalid settings; never for an unreachable Redis.
+    pub async fn redis(config: RedisConfig) -> Result<Self, RedisError> {
+        let caches = Arc::new(RedisCaches::connect(config).await?);
+        Ok(Self { permissions: caches.clone(), routes: caches.clone(), rate_limiter: caches })
     }
 }

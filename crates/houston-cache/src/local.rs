@@ -82,7 +82,6 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
     }
 
     /// Removes every entry.
-    #[allow(dead_code, reason = "used by the Redis backend, which is next")]
     pub(crate) fn clear(&self) {
         self.remove_matching(|_| true);
     }

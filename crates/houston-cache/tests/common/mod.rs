@@ -7,6 +7,8 @@ use houston_cache::{
 };
 use houston_protocol::{AgentId, UserId, WorkspaceId};
 
+pub mod redis;
+
 pub fn key(workspace: &str, user: &str, agent: &str) -> PermissionKey {
     PermissionKey::new(
         WorkspaceId::parse(workspace).unwrap(),
@@ -27,7 +29,7 @@ pub async fn fill(caches: &Caches, key: &PermissionKey, permission: Permission) 
     caches.permissions.put(key, permission, ticket).await;
 }
 
-/// An entry for workspace A, user U, agent X answers only that triple.
+/// Checks that an entry for workspace A, user U, agent X is returned only for that triple.
 pub async fn entry_is_keyed_by_all_three_ids(caches: &Caches) {
     let cached = key("ws-a", "user-u", "agent-x");
     fill(caches, &cached, Permission::allowed(Role::Admin)).await;
@@ -48,7 +50,7 @@ pub async fn entry_is_keyed_by_all_three_ids(caches: &Caches) {
     }
 }
 
-/// A revoke drops the entry, and a put with a ticket from before the revoke is ignored.
+/// Checks that a revoke drops the entry and that a put with a ticket from before the revoke is ignored.
 pub async fn revoke_beats_slow_database_read(caches: &Caches) {
     let key = key("ws-race", "user-u", "agent-x");
     let Lookup::Miss(ticket) = caches.permissions.get(&key).await else {
@@ -65,7 +67,7 @@ pub async fn revoke_beats_slow_database_read(caches: &Caches) {
     assert!(caches.permissions.get(&key).await.hit().is_none(), "old grant was cached");
 }
 
-/// A role change for one user drops all of that user's entries and nobody else's.
+/// Checks that a role change for one user drops all of that user's entries and no other user's.
 pub async fn user_scope_drops_only_that_user(caches: &Caches) {
     let first = key("ws-role", "user-u", "agent-x");
     let second = key("ws-role", "user-u", "agent-y");
@@ -84,7 +86,7 @@ pub async fn user_scope_drops_only_that_user(caches: &Caches) {
     assert!(caches.permissions.get(&bystander).await.hit().is_some());
 }
 
-/// Routes are cached per workspace and agent and dropped by invalidation.
+/// Checks that routes are cached per workspace and agent and dropped by invalidation.
 pub async fn route_round_trip(caches: &Caches) {
     let key = route_key("ws-route", "agent-x");
     let route = Route { endpoint: "tcp:127.0.0.1:7001".into(), generation: 3 };
