@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub finished_turns_kept: usize,
     /// Tool brokers besides the built-in knowledge tools (Composio, MCP, tests).
     pub tool_brokers: Vec<Arc<dyn ToolBroker>>,
+    /// The egress proxy socket every outbound request goes through; `None` connects
+    /// directly. The binary takes it from `HOUSTON_EGRESS_SOCKET`.
+    pub egress_socket: Option<PathBuf>,
 }
 
 impl fmt::Debug for EngineConfig {
@@ -50,6 +53,7 @@ impl fmt::Debug for EngineConfig {
             .field("provider", &self.provider)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("max_model_rounds", &self.max_model_rounds)
+            .field("egress_socket", &self.egress_socket)
             .finish_non_exhaustive()
     }
 }
@@ -68,7 +72,24 @@ impl EngineConfig {
             max_model_rounds: 8,
             finished_turns_kept: 1024,
             tool_brokers: Vec::new(),
+            egress_socket: None,
         }
+    }
+}
+
+impl EngineConfig {
+    /// Builds the configuration of `houston engine`: the provider from the agent's config
+    /// file and the environment, and the egress socket from `HOUSTON_EGRESS_SOCKET`.
+    ///
+    /// # Errors
+    /// Returns every provider configuration problem at once.
+    pub fn from_env(agent_dir: impl Into<PathBuf>, token: SecretString) -> Result<Self, ConfigError> {
+        let agent_dir = agent_dir.into();
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        let provider = ProviderSettings::load(&agent_dir, env)?;
+        let mut config = Self::new(agent_dir, token, provider);
+        config.egress_socket = env(EGRESS_SOCKET_ENV).map(PathBuf::from);
+        Ok(config)
     }
 }
 
@@ -141,6 +162,9 @@ struct ConfigFile {
     model: Option<String>,
     base_url: Option<String>,
     max_tokens: Option<u32>,
+    /// The tool section, read by [`crate::tools::settings`].
+    #[serde(default, rename = "tools")]
+    _tools: Option<serde::de::IgnoredAny>,
 }
 
 /// Every problem found in the provider configuration, reported together.

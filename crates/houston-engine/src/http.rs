@@ -64,15 +64,6 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// Builds the client from `HOUSTON_EGRESS_SOCKET`.
-    #[must_use]
-    pub fn from_env() -> Self {
-        match std::env::var_os(EGRESS_SOCKET_ENV) {
-            Some(socket) if !socket.is_empty() => Self::egress(PathBuf::from(socket)),
-            _ => Self::direct(),
-        }
-    }
-
     /// A client that connects to each URL's host itself.
     #[must_use]
     pub fn direct() -> Self {

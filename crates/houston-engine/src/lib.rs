@@ -57,7 +57,10 @@ impl Engine {
     /// `houston.json`) or the provider settings are unusable.
     pub fn open(config: EngineConfig) -> Result<Self, StartError> {
         let folder = Arc::new(AgentFolder::load(&config.agent_dir)?);
-        let client = http::HttpClient::from_env();
+        let client = match &config.egress_socket {
+            Some(socket) => http::HttpClient::egress(socket.clone()),
+            None => http::HttpClient::direct(),
+        };
         let provider = providers::build(&config.provider, &folder, client)?;
         let registry = TurnRegistry::new(config.finished_turns_kept);
         let toolbox = tools::Toolbox::new(&folder, config.tool_brokers.clone());
