@@ -167,7 +167,9 @@ async fn lost_invalidation_dies_within_ttl() {
     .await;
     let lifetime = stored_at.elapsed();
     assert!(died.is_some(), "stale grant still served {lifetime:?} after it was stored");
-    assert!(lifetime <= ttl + Duration::from_millis(100), "stale grant lived {lifetime:?}");
+    // The documented bound is under 5 s; the slack covers polling on a loaded machine.
+    assert!(lifetime <= ttl + Duration::from_millis(500), "stale grant lived {lifetime:?}");
+    assert!(lifetime < Duration::from_secs(5), "stale grant lived {lifetime:?}");
     assert!(lifetime >= ttl - Duration::from_millis(100), "entry died early, after {lifetime:?}");
     println!("stale grant died {lifetime:?} after it was stored (ttl {ttl:?})");
 }

@@ -98,16 +98,26 @@ impl ThrowawayRedis {
     /// Starts a server, or returns `None` (test skipped) when `redis-server` is missing
     /// outside CI.
     pub fn start() -> Option<Self> {
+        Self::start_on_if_installed(free_port())
+    }
+
+    /// Starts a server on `port`, or returns `None` (test skipped) when `redis-server` is
+    /// missing outside CI.
+    pub fn start_on_if_installed(port: u16) -> Option<Self> {
         let available = Command::new("redis-server").arg("--version").output().is_ok();
         if !available {
             return unavailable("redis-server is not installed");
         }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Some(Self::start_on(port))
+    }
+
+    /// Starts a server on `port`.
+    pub fn start_on(port: u16) -> Self {
         let directory = tempfile::tempdir().unwrap();
         let child = spawn_server(port, directory.path());
         let server = Self { port, child: Some(child), directory };
         server.wait_ready();
-        Some(server)
+        server
     }
 
     pub fn url(&self) -> String {
@@ -142,6 +152,11 @@ impl Drop for ThrowawayRedis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Returns a loopback port that nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn spawn_server(port: u16, directory: &Path) -> Child {
