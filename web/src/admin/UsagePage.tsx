@@ -61,7 +61,7 @@ export function UsagePage() {
       {(byDay.error || byAgent.error) && <Alert>{byDay.error ?? byAgent.error}</Alert>}
       <div className="charts">
         <BarChart title={`${METRIC_LABELS[metric]} per day`} bars={dayBars} />
-        <BarChart title={`${METRIC_LABELS[metric]} per agent`} bars={agentBars} />
+        <BarChart title={`${METRIC_LABELS[metric]} per agent`} bars={agentBars} horizontal />
       </div>
     </section>
   );

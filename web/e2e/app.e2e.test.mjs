@@ -1,0 +1,260 @@
+// Browser tests of the web app in real Chromium against a real `houston up --demo`, whose
+// agents talk to the Anthropic stand-in. Screenshots of every step go to
+// test-artifacts/screenshots/.
+//
+// Run after `cargo build --workspace --bins` and `npm --prefix web run build`:
+//   npm --prefix web run e2e
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  launchBrowser,
+  screenshot,
+  startCuttableProxy,
+  startHouston,
+  startStandIn,
+  stopProcess,
+} from './harness.mjs';
+
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+const VACATION_QUESTION = "What's our vacation policy?";
+// The stand-in streams one word per piece with this pause, so an answer takes seconds and a
+// test can cut the network or press Stop while it streams.
+const TOKEN_DELAY_MS = 150;
+const LONG_QUESTION =
+  'How many vacation days do I get each year, how many of the days I do not use carry over ' +
+  'into the next year, until which date do the carried days stay valid, and whom do I ask ' +
+  'when my manager and I disagree about the dates I want to take off this summer?';
+
+/** The stand-in's default reply quotes the question, so the full answer is known exactly. */
+function expectedAnswer(question) {
+  return `Stand-in reply. You wrote: ${question}`;
+}
+
+let standIn;
+let houston;
+let proxy;
+let browser;
+let juan;
+let admin;
+
+before(async () => {
+  standIn = await startStandIn(['--token-delay-ms', String(TOKEN_DELAY_MS)]);
+  houston = await startHouston(standIn.url);
+  proxy = await startCuttableProxy(houston.url);
+  browser = await launchBrowser();
+  const juanAccount = houston.accounts.find((account) => account.email.startsWith('juan'));
+  const adminAccount = houston.accounts.find((account) => account !== juanAccount);
+  assert.ok(juanAccount, `no demo account for Juan among ${JSON.stringify(houston.accounts)}`);
+  assert.ok(adminAccount, 'no demo admin account');
+  juan = { ...juanAccount, page: await newPage() };
+  admin = { ...adminAccount, page: await newPage() };
+});
+
+after(async () => {
+  await browser?.close();
+  await proxy?.close();
+  await stopProcess(houston?.child);
+  houston?.cleanup();
+  await stopProcess(standIn?.child);
+});
+
+async function newPage(viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+  return page;
+}
+
+async function signIn(user, name) {
+  const { page } = user;
+  await page.goto(`${proxy.url}/login`);
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await screenshot(page, `${name}-sign-in`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('list', { name: 'Agents' }).waitFor();
+}
+
+async function tileSlugs(page) {
+  return page.locator('.tile').evaluateAll((tiles) => tiles.map((tile) => tile.dataset.agent).sort());
+}
+
+/** The last answer on the chat page: its status and rendered text. */
+async function lastAnswer(page) {
+  const answer = page.locator('.message.assistant').last();
+  return {
+    status: await answer.getAttribute('data-status'),
+    text: (await answer.locator('.markdown').textContent().catch(() => '')) ?? '',
+  };
+}
+
+async function ask(page, question) {
+  const input = page.getByLabel(/^Message /);
+  await input.fill(question);
+  await input.press('Enter');
+}
+
+async function waitForStatus(page, status, timeout = 60_000) {
+  await page.locator(`.message.assistant[data-status="${status}"]`).last().waitFor({ timeout });
+}
+
+async function waitForText(page, minLength, timeout = 60_000) {
+  await page.waitForFunction(
+    (length) => {
+      const answers = document.querySelectorAll('.message.assistant .markdown');
+      const last = answers[answers.length - 1];
+      return (last?.textContent?.length ?? 0) >= length;
+    },
+    minLength,
+    { timeout },
+  );
+}
+
+function occurrences(text, part) {
+  return text.split(part).length - 1;
+}
+
+test('Juan signs in and sees only the HR tile', async () => {
+  await signIn(juan, '01-juan');
+  await juan.page.locator('.tile').first().waitFor();
+  assert.deepEqual(await tileSlugs(juan.page), ['hr']);
+  await screenshot(juan.page, '02-juan-home');
+
+  const phone = await newPage(PHONE);
+  await phone.goto(`${proxy.url}/login`);
+  await phone.getByLabel('Email').fill(juan.email);
+  await phone.getByLabel('Password').fill(juan.password);
+  await phone.getByRole('button', { name: 'Sign in' }).click();
+  await phone.locator('.tile').first().waitFor();
+  await screenshot(phone, '02-juan-home-phone');
+  await phone.context().close();
+});
+
+test('vacation answer streams in', async () => {
+  const { page } = juan;
+  await page.locator('.tile[data-agent="hr"]').click();
+  await page.getByRole('heading', { level: 1 }).waitFor();
+  await ask(page, VACATION_QUESTION);
+
+  // Sample the answer while it streams: it must grow in several steps, not appear at once.
+  const lengths = new Set();
+  const deadline = Date.now() + 90_000;
+  let answer = await lastAnswer(page);
+  while (answer.status !== 'completed' && Date.now() < deadline) {
+    if (answer.text.length > 0) {
+      lengths.add(answer.text.length);
+    }
+    if (lengths.size === 2) {
+      await screenshot(page, '03-juan-answer-streaming');
+    }
+    await page.waitForTimeout(50);
+    answer = await lastAnswer(page);
+  }
+  assert.equal(answer.status, 'completed', `answer did not complete: ${answer.text}`);
+  assert.ok(lengths.size >= 3, `expected the text to grow in steps, saw lengths ${[...lengths]}`);
+  assert.equal(answer.text.trim(), expectedAnswer(VACATION_QUESTION));
+  await screenshot(page, '04-juan-answer-complete');
+});
+
+test('network cut mid-answer resumes without duplicates', async () => {
+  const { page } = juan;
+  await ask(page, LONG_QUESTION);
+  await waitForText(page, 30);
+  const before = await lastAnswer(page);
+  proxy.cut(1_500);
+  await page.locator('.reconnecting').waitFor({ timeout: 10_000 }).catch(() => undefined);
+  await screenshot(page, '05-juan-network-cut');
+  await waitForStatus(page, 'completed', 90_000);
+  const streamed = await lastAnswer(page);
+  assert.ok(streamed.text.startsWith(before.text), 'text before the cut was changed');
+  await screenshot(page, '06-juan-resumed');
+
+  // The stored answer, rendered from history after a reload, must match what streamed.
+  await page.reload();
+  await waitForStatus(page, 'completed');
+  const stored = await lastAnswer(page);
+  assert.equal(occurrences(streamed.text, 'Stand-in reply.'), 1, `duplicated text in: ${streamed.text}`);
+  assert.equal(streamed.text.trim(), expectedAnswer(LONG_QUESTION));
+  assert.equal(stored.text, streamed.text);
+});
+
+test('reload during an answer shows it continuing', async () => {
+  const { page } = juan;
+  await ask(page, LONG_QUESTION);
+  await waitForText(page, 30);
+  await page.reload();
+  await waitForStatus(page, 'completed', 90_000);
+  const continued = await lastAnswer(page);
+  await screenshot(page, '07-juan-after-reload');
+  assert.equal(continued.text.trim(), expectedAnswer(LONG_QUESTION));
+  await page.reload();
+  await waitForStatus(page, 'completed');
+  const stored = await lastAnswer(page);
+  assert.equal(continued.text, stored.text);
+});
+
+test('stop cancels the answer', async () => {
+  const { page } = juan;
+  await ask(page, LONG_QUESTION);
+  await waitForText(page, 20);
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await waitForStatus(page, 'cancelled', 30_000);
+  await page.getByText('Stopped.').last().waitFor();
+  await screenshot(page, '08-juan-stopped');
+  // The composer accepts the next message once the turn has ended.
+  await page.getByRole('button', { name: 'Send' }).waitFor();
+  const stopped = await lastAnswer(page);
+  assert.ok(stopped.text.length < expectedAnswer(LONG_QUESTION).length, 'the answer ran to the end');
+});
+
+test('admin grant shows the Sales tile without signing in again', async () => {
+  await signIn(admin, '09-admin');
+  await juan.page.goto(`${proxy.url}/`);
+  await juan.page.locator('.tile').first().waitFor();
+  assert.deepEqual(await tileSlugs(juan.page), ['hr']);
+
+  const { page } = admin;
+  await page.goto(`${proxy.url}/admin/access`);
+  const salesBox = page.getByRole('checkbox', { name: new RegExp(`^${juan.email} may use .*(Sales|Revenue)`, 'i') });
+  await salesBox.waitFor();
+  assert.equal(await salesBox.isChecked(), false);
+  await salesBox.check();
+  await page.waitForFunction(
+    () => !document.querySelector('table.grid input:disabled'),
+  );
+  await screenshot(page, '10-admin-granted-sales');
+
+  await juan.page.locator('.tile[data-agent="sales"]').waitFor({ timeout: 15_000 });
+  assert.deepEqual(await tileSlugs(juan.page), ['hr', 'sales']);
+  await screenshot(juan.page, '11-juan-sees-sales');
+});
+
+test('revoke removes the tile and the direct link', async () => {
+  const { page } = admin;
+  const salesBox = page.getByRole('checkbox', { name: new RegExp(`^${juan.email} may use .*(Sales|Revenue)`, 'i') });
+  await salesBox.uncheck();
+  await screenshot(page, '12-admin-revoked-sales');
+
+  await juan.page.locator('.tile[data-agent="sales"]').waitFor({ state: 'detached', timeout: 15_000 });
+  assert.deepEqual(await tileSlugs(juan.page), ['hr']);
+  await screenshot(juan.page, '13-juan-sales-gone');
+
+  await juan.page.goto(`${proxy.url}/agents/sales`);
+  await juan.page.getByRole('heading', { name: 'Agent not found' }).waitFor();
+  await screenshot(juan.page, '14-juan-sales-not-found');
+});
+
+test('admin pages render at desktop and phone width', async () => {
+  for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+    await admin.page.setViewportSize(viewport);
+    for (const tab of ['members', 'invitations', 'access', 'agents', 'audit', 'usage']) {
+      await admin.page.goto(`${proxy.url}/admin/${tab}`);
+      await admin.page.getByRole('heading', { level: 2 }).waitFor();
+      await admin.page.waitForLoadState('networkidle');
+      assert.equal(await admin.page.locator('.alert.error').count(), 0, `error on ${tab}`);
+      await screenshot(admin.page, `15-admin-${tab}-${label}`);
+    }
+  }
+});
