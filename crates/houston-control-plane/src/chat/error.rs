@@ -35,6 +35,10 @@ pub enum ChatError {
     /// A failure inside the control plane (store, cache); details are logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error of the control plane's shared code (identity, access), answered as it is
+    /// answered on every other route.
+    #[error(transparent)]
+    Api(#[from] crate::error::ApiError),
 }
 
 impl ChatError {
@@ -55,6 +59,7 @@ impl ChatError {
             Self::Engine { status: 409, .. } => (StatusCode::CONFLICT, "session_busy"),
             Self::Engine { .. } => (StatusCode::BAD_GATEWAY, "engine_error"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Api(error) => (error.status(), error.code()),
         }
     }
 
@@ -70,6 +75,7 @@ impl ChatError {
                     .with_details(json!({ "fields": fields }))
             }
             Self::Internal(_) => ErrorBody::new(code, "internal error; the cause is logged"),
+            Self::Api(error) => error.body(),
             Self::Engine { code: engine_code, message, .. } => {
                 ErrorBody::new(code, format!("{engine_code}: {message}"))
             }
@@ -83,6 +89,9 @@ impl ChatError {
         match self {
             Self::RateLimited { retry_after_secs }
             | Self::RuntimeUnavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::Api(crate::error::ApiError::RateLimited { retry_after }) => {
+                Some(retry_after.as_secs().max(1))
+            }
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 //! Client connections are held here, not at the runtime: a runtime lease lives only while a
 //! turn is open, so a browser that stays connected does not keep an agent awake.
 
+pub mod adapters;
 pub mod engine_client;
 pub mod error;
 pub mod ports;
@@ -18,6 +19,7 @@ pub mod replay;
 pub mod routes;
 pub mod service;
 pub mod turn_log;
+pub mod turn_table;
 pub mod validate;
 pub mod ws;
 
@@ -32,7 +34,9 @@ pub use ports::{
     Acquisition, AgentAccess, Authenticator, Caller, ChatAgent, CreatedTurn, Runtimes,
     RuntimeLease, SessionSummary, TurnRecord, TurnStatus, TurnStore, TurnUsage,
 };
+pub use adapters::{AgentSpecSource, ChatLimits, ControlPlaneChat, ManagerRuntimes};
 pub use service::{ChatPorts, ChatService};
+pub use turn_table::TurnTable;
 
 /// Returns the chat routes, ready to be merged into the control plane's router.
 pub fn router(service: Arc<ChatService>) -> Router {

@@ -4,6 +4,7 @@
 //! Postgres store, the in-process or Redis caches, and any runtime backend.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,9 +16,26 @@ use time::OffsetDateTime;
 use super::error::ChatError;
 
 /// The authenticated user behind a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Caller {
     pub user_id: UserId,
+    /// What the [`Authenticator`] wants back in [`AgentAccess`] calls (for example the
+    /// verified claims); the chat flow never reads it.
+    pub identity: Arc<dyn Any + Send + Sync>,
+}
+
+impl Caller {
+    /// Creates a caller without extra identity data.
+    #[must_use]
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id, identity: Arc::new(()) }
+    }
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").field("user_id", &self.user_id).finish_non_exhaustive()
+    }
 }
 
 /// An agent that the caller may use, after resolution and the grant check.

@@ -39,7 +39,7 @@ pub struct MemoryAccess {
 impl Authenticator for MemoryAccess {
     async fn authenticate(&self, token: &str) -> Result<Caller, ChatError> {
         match token {
-            "juan" | "ana" => Ok(Caller { user_id: UserId::parse(token).unwrap() }),
+            "juan" | "ana" => Ok(Caller::new(UserId::parse(token).unwrap())),
             _ => Err(ChatError::Unauthenticated("token signature is invalid".into())),
         }
     }
