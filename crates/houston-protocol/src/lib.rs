@@ -7,6 +7,7 @@
 //! Invariant: an id type can only be built by parsing, so any value of one is safe to use
 //! as a single path component.
 
+pub mod connection;
 pub mod definition;
 pub mod endpoint;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod request;
 pub mod sse;
 
+pub use connection::{ConnectionState, composio_user_id};
 pub use definition::{AgentDefinition, DefinitionError};
 pub use endpoint::EngineEndpoint;
 pub use error::{ErrorBody, ErrorDetail};

@@ -41,7 +41,7 @@ pub struct StandInTool {
 }
 
 impl StandInTool {
-    /// A tool with an object schema of string `properties`.
+    /// Creates a tool whose schema is an object of string `properties`.
     #[must_use]
     pub fn new(slug: &str, toolkit: &str, properties: &[&str]) -> Self {
         let properties: serde_json::Map<String, Value> =
@@ -55,7 +55,7 @@ impl StandInTool {
     }
 }
 
-/// How an executed tool answers.
+/// The response of an executed tool.
 #[derive(Debug, Clone)]
 pub enum Behaviour {
     /// `successful: true` with this `data`.
@@ -183,7 +183,7 @@ impl ComposioStandIn {
         self.with_state(|state| state.tools.retain(|tool| tool.slug != slug));
     }
 
-    /// Sets how the tool `slug` answers; the default is `Succeed({"ok": true})`.
+    /// Sets the response of the tool `slug`. The default is `Succeed({"ok": true})`.
     pub fn script(&self, slug: &str, behaviour: Behaviour) {
         self.with_state(|state| state.behaviours.insert(slug.to_owned(), behaviour));
     }

@@ -5,7 +5,12 @@
 //! brokers plug in through [`crate::EngineConfig::tool_brokers`] without changes to the tool
 //! loop. A tool's display label names its toolkit: a `slack` tool shows "Calling Slack…".
 
+pub mod composio;
 pub mod knowledge;
+pub mod mcp;
+pub mod outbound;
+pub mod policy;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +66,17 @@ pub trait ToolBroker: Send + Sync {
     /// Runs one tool. Cancellation drops the returned future, so a broker must stop its work
     /// when dropped.
     async fn call(&self, context: &ToolContext, tool: &str, input: &Value) -> ToolOutput;
+
+    /// Waits, within the broker's own bound, until the user's connection to `toolkit` is
+    /// active after a [`ToolOutput::NeedsConnection`]. Returns false when it did not land.
+    async fn wait_for_connection(&self, _context: &ToolContext, _toolkit: &str) -> bool {
+        false
+    }
+
+    /// Returns true when the user must approve a call of `tool` before it runs.
+    fn needs_approval(&self, _tool: &str) -> bool {
+        false
+    }
 }
 
 /// Every broker of the engine.

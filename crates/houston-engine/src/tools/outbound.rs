@@ -1,6 +1,8 @@
-//! JSON requests of the tool brokers over [`HttpClient`], so tool traffic takes the same
-//! route as model traffic (the egress proxy when `HOUSTON_EGRESS_SOCKET` is set), and the
-//! size cap applied to every tool result before it goes back to the model.
+//! JSON requests of the tool brokers, and the size cap on tool results.
+//!
+//! Requests go over [`HttpClient`], so tool traffic takes the same route as model traffic:
+//! the egress proxy when `HOUSTON_EGRESS_SOCKET` is set. Every tool result is capped before it
+//! goes back to the model.
 
 use std::time::Duration;
 
@@ -73,7 +75,7 @@ pub async fn send(
     }
 }
 
-/// Cuts `text` to at most `max_bytes` on a character boundary and says how much was left out,
+/// Cuts `text` to at most `max_bytes` on a character boundary and appends how many bytes were left out,
 /// so a huge tool result cannot fill the model's context.
 #[must_use]
 pub fn cap_result(text: String, max_bytes: usize) -> String {
