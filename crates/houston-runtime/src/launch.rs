@@ -57,12 +57,15 @@ pub(crate) struct Launch<'a> {
     pub token: &'a SecretString,
     pub ready_timeout: Duration,
     pub kill_mode: KillMode,
+    /// Host uid and gid that must be able to reopen the token pipe through
+    /// `/proc/self/fd`, when the engine runs as another user than this process.
+    pub token_owner: Option<(u32, u32)>,
 }
 
 /// Spawns the launch and waits for the engine's readiness line.
 pub(crate) async fn spawn_engine(launch: Launch<'_>) -> Result<RuntimeHandle, StartError> {
     let Launch { agent_id, mut command, program, announced, host_endpoint, token, .. } = launch;
-    let token_fd = token_pipe(token)?;
+    let token_fd = token_pipe(token, launch.token_owner)?;
     command
         .fd_mappings(vec![FdMapping { parent_fd: token_fd, child_fd: TOKEN_FD }])
         .map_err(|_| setup_error("map the token pipe", std::io::ErrorKind::InvalidInput.into()))?;
@@ -118,9 +121,13 @@ fn setup_error(step: &str, source: std::io::Error) -> StartError {
 
 /// Writes the token into a new pipe and returns its read end. The pipe buffer holds the whole
 /// token, so the write end is closed before the engine starts and the engine reads to EOF.
-fn token_pipe(token: &SecretString) -> Result<OwnedFd, StartError> {
+fn token_pipe(token: &SecretString, owner: Option<(u32, u32)>) -> Result<OwnedFd, StartError> {
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|errno| setup_error("create the token pipe", errno.into()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&read_end, Some(uid), Some(gid))
+            .map_err(|source| setup_error("hand the token pipe to the sandbox user", source))?;
+    }
     let mut writer = std::fs::File::from(write_end);
     writer
         .write_all(token.expose_secret().as_bytes())

@@ -69,6 +69,7 @@ impl RuntimeBackend for ProcessBackend {
                 token: &spec.token,
                 ready_timeout: spec.ready_timeout,
                 kill_mode: KillMode::ProcessGroup,
+                token_owner: None,
             };
             spawn_engine(launch).await
         })

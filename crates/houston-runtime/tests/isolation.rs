@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Home, ProbeClient, host_processes_with, is_process_alive, namespace_config};
+use common::{Home, ProbeClient, descendants, host_processes_with, host_uids, is_process_alive, namespace_config};
 use houston_runtime::{NamespaceBackend, ResourceLimits, RuntimeBackend, RuntimeHandle, RuntimeStatus};
-use nix::libc::{ENOENT, EROFS};
+use nix::libc::{EACCES, ENOENT, EROFS};
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 
@@ -99,6 +99,18 @@ async fn privileges_are_dropped() {
         assert_eq!(hr.send("status NoNewPrivs").await["value"], "1");
         assert_eq!(hr.send("status Seccomp").await["value"], "2");
         assert_eq!(hr.send("status Uid").await["value"], "1000\t1000\t1000\t1000");
+
+        for sysctl in ["/proc/sys/kernel/core_pattern", "/proc/sys/kernel/hostname", "/proc/sys/vm/drop_caches"] {
+            assert_eq!(hr.errno(&format!("write {sysctl} 1")).await, i64::from(EACCES), "{sysctl} is not writable");
+        }
+
+        let sandbox_pids = descendants(handle.instance.pid().unwrap());
+        assert_eq!(sandbox_pids.len(), 2, "the inner init and the engine: {sandbox_pids:?}");
+        for pid in sandbox_pids {
+            let uids = host_uids(pid);
+            assert_eq!(uids.len(), 4, "uids of {pid}");
+            assert!(uids.iter().all(|uid| *uid != 0), "sandbox process {pid} runs as host root: {uids:?}");
+        }
 
         let env = hr.send("env").await;
         let names: Vec<&str> = env["value"].as_array().unwrap().iter().map(|pair| pair[0].as_str().unwrap()).collect();

@@ -3,14 +3,16 @@
 //! Process tree of one sandbox, as seen from the host:
 //!
 //! ```text
-//! manager ── outer init (host PID namespace, new user namespace)
-//!              └── inner init, PID 1 of the new PID namespace: builds the root, drops every
-//!                  privilege, then reaps orphans and forwards SIGTERM
+//! manager ── outer init (host namespaces): joins the cgroup, writes the id maps
+//!              └── inner init, created in new namespaces, PID 1 of the new PID namespace:
+//!                  builds the root, switches to uid 1000 and drops every privilege, then
+//!                  reaps orphans and forwards SIGTERM
 //!                    └── engine (exec'd with no capabilities, no_new_privs and seccomp)
 //! ```
 //!
-//! The outer init exists because a process cannot enter the PID namespace it creates; its
-//! first child does. It forwards SIGTERM inward and exits with the engine's status. The inner
+//! The outer init stays in the host's user namespace because only a process there can map
+//! the sandbox's uid to an unprivileged host uid. It forwards SIGTERM inward and exits with
+//! the engine's status. The inner
 //! init dies with SIGKILL when the outer one does (`PR_SET_PDEATHSIG`), and the kernel kills
 //! every process of a PID namespace when its PID 1 exits, so killing the outer init removes
 //! the whole sandbox.
@@ -21,10 +23,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use nix::sched::{CloneFlags, unshare};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, getgid, getuid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, getgid, getuid};
 
 use super::plan::{SANDBOX_ID, SandboxPlan};
 use super::{mounts, seccomp, sys};
@@ -88,35 +95,65 @@ fn namespace_flags() -> CloneFlags {
         | CloneFlags::CLONE_NEWUTS
 }
 
-/// Creates every namespace and maps the caller's ids to [`SANDBOX_ID`].
-fn enter_namespaces() -> Result<(), InitError> {
-    let (uid, gid) = (getuid(), getgid());
-    unshare(namespace_flags()).map_err(|errno| InitError::sys("create namespaces", errno))?;
-    // Without CAP_SETUID in the parent namespace a process may only map its own ids, one
-    // line each, and only after denying setgroups.
-    let write = |file: &str, text: String| {
-        fs::write(format!("/proc/self/{file}"), text).map_err(|error| InitError::io(format!("write {file}"), error))
+/// Starts `inner` as PID 1 of new namespaces, maps its user and group ids, and returns its
+/// host pid. `inner` runs only after the id maps are written.
+fn spawn_sandbox(host_uid: u32, host_gid: u32, mut inner: impl FnMut() -> u8) -> Result<Pid, InitError> {
+    let (gate_read, gate_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|errno| InitError::sys("create a pipe", errno))?;
+    let write_raw = gate_write.as_raw_fd();
+    let mut gate_read = Some(gate_read);
+    let child_main = move || -> isize {
+        let _ = nix::unistd::close(write_raw);
+        if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+            return isize::from(SETUP_FAILED);
+        }
+        // End of file instead of a byte means the outer init died or failed to map ids.
+        let mut byte = [0u8; 1];
+        let Some(read_end) = gate_read.take() else { return isize::from(SETUP_FAILED) };
+        if std::fs::File::from(read_end).read(&mut byte).ok() != Some(1) {
+            return isize::from(SETUP_FAILED);
+        }
+        isize::from(inner())
     };
-    write("setgroups", "deny".to_owned())?;
-    write("uid_map", format!("{SANDBOX_ID} {uid} 1"))?;
-    write("gid_map", format!("{SANDBOX_ID} {gid} 1"))
+    let child = sys::clone_single_threaded(namespace_flags(), Box::new(child_main))
+        .map_err(|error| InitError::io("create namespaces".into(), error))?;
+
+    if let Err(error) = write_id_maps(child, host_uid, host_gid) {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(error);
+    }
+    nix::unistd::write(&gate_write, b"1").map_err(|errno| InitError::sys("release the sandbox init", errno))?;
+    Ok(child)
+}
+
+/// Maps [`SANDBOX_ID`] to the host ids. As root the map also holds `0 → 0`, because the
+/// inner init builds the root as root before it switches to [`SANDBOX_ID`] for good. Without
+/// root a process may only map its own ids, one line each, after denying setgroups.
+fn write_id_maps(child: Pid, host_uid: u32, host_gid: u32) -> Result<(), InitError> {
+    let write = |file: &str, text: String| {
+        fs::write(format!("/proc/{child}/{file}"), text).map_err(|error| InitError::io(format!("write {file}"), error))
+    };
+    if nix::unistd::geteuid().is_root() {
+        write("uid_map", format!("0 0 1\n{SANDBOX_ID} {host_uid} 1\n"))?;
+        write("gid_map", format!("0 0 1\n{SANDBOX_ID} {host_gid} 1\n"))
+    } else {
+        write("setgroups", "deny".to_owned())?;
+        write("uid_map", format!("{SANDBOX_ID} {} 1", getuid()))?;
+        write("gid_map", format!("{SANDBOX_ID} {} 1", getgid()))
+    }
 }
 
 /// Checks that namespaces, id maps, a tmpfs mount and a new PID namespace all work.
 fn check_namespaces() -> Result<u8, InitError> {
-    enter_namespaces()?;
-    match sys::fork_single_threaded().map_err(|error| InitError::io("fork".into(), error))? {
-        ForkResult::Child => {
-            let is_pid_one = std::process::id() == 1;
-            let none: Option<&str> = None;
-            let mounted = nix::mount::mount(Some("tmpfs"), "/tmp", Some("tmpfs"), nix::mount::MsFlags::empty(), none);
-            let code = if is_pid_one && mounted.is_ok() { 0 } else { 1 };
-            std::process::exit(code);
-        }
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(0),
-            other => Err(InitError(format!("the namespace check child failed: {other:?}"))),
-        },
+    let (uid, gid) = super::plan::host_ids("namespace-check");
+    let child = spawn_sandbox(uid, gid, || {
+        let none: Option<&str> = None;
+        let mounted = nix::mount::mount(Some("tmpfs"), "/tmp", Some("tmpfs"), MsFlags::empty(), none);
+        u8::from(!(std::process::id() == 1 && mounted.is_ok()))
+    })?;
+    match waitpid(child, None) {
+        Ok(WaitStatus::Exited(_, 0)) => Ok(0),
+        other => Err(InitError(format!("the namespace check child failed: {other:?}"))),
     }
 }
 
@@ -125,29 +162,20 @@ fn run_outer(plan: &SandboxPlan) -> Result<u8, InitError> {
         fs::write(procs, std::process::id().to_string())
             .map_err(|error| InitError::io(format!("join cgroup {}", procs.display()), error))?;
     }
-    enter_namespaces()?;
     let signals = block_signals()?;
-    match sys::fork_single_threaded().map_err(|error| InitError::io("fork the sandbox init".into(), error))? {
-        ForkResult::Child => {
-            let code = match run_inner(plan, &signals) {
-                Ok(code) => code,
-                Err(error) => {
-                    eprintln!("houston sandbox: {error}");
-                    SETUP_FAILED
-                }
-            };
-            std::process::exit(i32::from(code));
+    let child = spawn_sandbox(plan.host_uid, plan.host_gid, || match run_inner(plan, &signals) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("houston sandbox: {error}");
+            SETUP_FAILED
         }
-        ForkResult::Parent { child } => {
-            let _ = nix::unistd::close(TOKEN_FD);
-            supervise(child, &signals)
-        }
-    }
+    })?;
+    let _ = nix::unistd::close(TOKEN_FD);
+    supervise(child, &signals)
 }
 
 /// PID 1 of the sandbox: builds the root, drops privileges, starts the engine and reaps.
 fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|errno| InitError::sys("set the parent-death signal", errno))?;
     mounts::build_root(plan)?;
     nix::unistd::sethostname("houston-sandbox").map_err(|errno| InitError::sys("set the hostname", errno))?;
     drop_privileges()?;
@@ -168,12 +196,21 @@ fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
     }
 }
 
-/// Drops every capability (bounding, ambient, inheritable, effective, permitted) and sets
-/// `no_new_privs`, so neither this process nor anything it executes can regain privileges.
+/// Switches to [`SANDBOX_ID`] with no supplementary groups and drops every capability
+/// (bounding, ambient, inheritable, effective, permitted), then sets `no_new_privs`, so
+/// neither this process nor anything it executes can regain privileges.
 fn drop_privileges() -> Result<(), InitError> {
     let fail = |step: &str, error: caps::errors::CapsError| InitError(format!("failed to {step}: {error}"));
+    // Dropping the bounding set needs CAP_SETPCAP, which the id switch below removes.
     for capability in caps::all() {
         caps::drop(None, caps::CapSet::Bounding, capability).map_err(|error| fail("drop the bounding set", error))?;
+    }
+    if getuid().is_root() {
+        let id = Uid::from_raw(SANDBOX_ID);
+        let group = Gid::from_raw(SANDBOX_ID);
+        nix::unistd::setgroups(&[]).map_err(|errno| InitError::sys("clear supplementary groups", errno))?;
+        nix::unistd::setresgid(group, group, group).map_err(|errno| InitError::sys("switch group", errno))?;
+        nix::unistd::setresuid(id, id, id).map_err(|errno| InitError::sys("switch user", errno))?;
     }
     for set in [caps::CapSet::Ambient, caps::CapSet::Inheritable, caps::CapSet::Effective, caps::CapSet::Permitted] {
         caps::clear(None, set).map_err(|error| fail("clear capabilities", error))?;

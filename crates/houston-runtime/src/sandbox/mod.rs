@@ -29,7 +29,7 @@ use crate::backend::{BackendKind, LaunchSpec, RuntimeBackend, RuntimeHandle, Sta
 use crate::cgroup::{self, CgroupLayout, ResourceLimits, RuntimeCgroup};
 use crate::launch::{KillMode, Launch, TOKEN_FD, spawn_engine};
 use crate::process::ENGINE_SOCKET;
-use plan::{Bind, DATA_DIR, DEVICES, EGRESS_SOCKET, RUN_DIR, SandboxPlan, inside, parse_ldd};
+use plan::{Bind, DATA_DIR, DEVICES, EGRESS_SOCKET, RUN_DIR, SandboxPlan, host_ids, inside, parse_ldd};
 
 /// Name of the placeholder the egress socket is bound onto, inside the runtime folder.
 const EGRESS_PLACEHOLDER: &str = "egress.sock";
@@ -128,7 +128,7 @@ impl NamespaceBackend {
             .map_err(|source| StartError::Setup { step: "create the runtime cgroup".to_owned(), source })
     }
 
-    fn plan(&self, spec: &LaunchSpec, libraries: &[PathBuf], cgroup: Option<&RuntimeCgroup>) -> Result<SandboxPlan, StartError> {
+    fn plan(&self, spec: &LaunchSpec, libraries: &[PathBuf], cgroup: Option<&RuntimeCgroup>, host: (u32, u32)) -> Result<SandboxPlan, StartError> {
         let setup = |step: String| move |source| StartError::Setup { step, source };
         let program_name = spec.engine.program.file_name().unwrap_or_default();
         let program = Path::new("/bin").join(program_name);
@@ -165,6 +165,8 @@ impl NamespaceBackend {
             binds,
             tmp_size_bytes: self.config.tmp_size_bytes,
             cgroup_procs: cgroup.map(RuntimeCgroup::procs_files).unwrap_or_default(),
+            host_uid: host.0,
+            host_gid: host.1,
             program,
             args,
             env: sandbox_env(&spec.env, spec.egress_socket.is_some()),
@@ -174,8 +176,12 @@ impl NamespaceBackend {
     async fn start_sandbox(&self, spec: &LaunchSpec) -> Result<RuntimeHandle, StartError> {
         let libraries = self.libraries(&spec.engine.program).await?;
         let _ = std::fs::remove_file(spec.runtime_dir.join(ENGINE_SOCKET));
+        let host = host_ids(spec.agent_id.as_str());
+        if nix::unistd::geteuid().is_root() {
+            hand_over(spec, host).await?;
+        }
         let cgroup = self.create_cgroup(spec)?;
-        let plan = match self.plan(spec, &libraries, cgroup.as_ref()) {
+        let plan = match self.plan(spec, &libraries, cgroup.as_ref(), host) {
             Ok(plan) => plan,
             Err(error) => {
                 if let Some(cgroup) = &cgroup {
@@ -198,6 +204,7 @@ impl NamespaceBackend {
             token: &spec.token,
             ready_timeout: spec.ready_timeout,
             kill_mode: KillMode::Sandbox { cgroup },
+            token_owner: Some(host),
         };
         spawn_engine(launch).await
     }
@@ -211,6 +218,42 @@ impl RuntimeBackend for NamespaceBackend {
     fn start<'a>(&'a self, spec: &'a LaunchSpec) -> BoxFuture<'a, Result<RuntimeHandle, StartError>> {
         Box::pin(self.start_sandbox(spec))
     }
+}
+
+/// Gives the sandbox's host user the runtime folder and the volume. The volume is walked
+/// only when its top folder belongs to someone else, which normally happens once, at the
+/// agent's first start.
+// NOTE: files a host tool adds later to a volume that was handed over already stay owned by
+// that tool's user; the engine can read them if their mode allows it, but not replace them.
+async fn hand_over(spec: &LaunchSpec, (uid, gid): (u32, u32)) -> Result<(), StartError> {
+    let runtime_dir = spec.runtime_dir.clone();
+    let volume = spec.volume_dir.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        std::os::unix::fs::lchown(&runtime_dir, Some(uid), Some(gid))?;
+        let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&volume)?);
+        if owner != uid {
+            tracing::info!(volume = %volume.display(), uid, "handing the agent volume to its sandbox user");
+            chown_tree(&volume, uid, gid)?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    result.map_err(|source| StartError::Setup { step: format!("give the sandbox user {uid} its folders"), source })
+}
+
+/// Changes the owner of `dir` and everything below it, without following symbolic links.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            chown_tree(&entry.path(), uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
 }
 
 /// The engine's whole environment inside the sandbox: nothing is inherited from the host.

@@ -14,6 +14,26 @@ pub(crate) const EGRESS_SOCKET: &str = "/run/houston/egress.sock";
 /// The user and group id the engine runs as inside the sandbox.
 pub(crate) const SANDBOX_ID: u32 = 1000;
 
+/// First host id of the range sandbox ids are taken from when the manager runs as root.
+const HOST_ID_BASE: u32 = 100_000;
+/// Size of that range.
+const HOST_ID_RANGE: u32 = 65_536;
+
+/// Returns the host uid and gid an agent's sandbox runs as.
+///
+/// As root, each agent gets an unprivileged id derived from its id (FNV-1a hash into
+/// 100000..165535), so a sandbox never acts as host root and two agents rarely share an
+/// owner. Otherwise the sandbox runs as the caller, the only id it may map.
+pub(crate) fn host_ids(agent: &str) -> (u32, u32) {
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    if uid != 0 {
+        return (uid, gid);
+    }
+    let hash = agent.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    let id = HOST_ID_BASE + hash % HOST_ID_RANGE;
+    (id, id)
+}
+
 /// Device nodes bound into the sandbox's `/dev`.
 pub(crate) const DEVICES: [&str; 4] = ["/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"];
 
@@ -28,6 +48,10 @@ pub(crate) struct SandboxPlan {
     pub tmp_size_bytes: u64,
     /// `cgroup.procs` files the sandbox joins before creating namespaces.
     pub cgroup_procs: Vec<PathBuf>,
+    /// The host user id that [`SANDBOX_ID`] maps to.
+    pub host_uid: u32,
+    /// The host group id that [`SANDBOX_ID`] maps to.
+    pub host_gid: u32,
     /// The engine's path inside the sandbox.
     pub program: PathBuf,
     /// The engine's arguments, without the program name.
@@ -117,6 +141,16 @@ mod tests {
     fn ldd_missing_library_rejected() {
         let error = parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err();
         assert!(error.contains("libfoo.so.1"), "{error}");
+    }
+
+    #[test]
+    fn host_ids_stable_and_unprivileged() {
+        let (uid, gid) = host_ids("hr");
+        assert_eq!(host_ids("hr"), (uid, gid), "the same agent always gets the same ids");
+        if nix::unistd::geteuid().is_root() {
+            assert!((HOST_ID_BASE..HOST_ID_BASE + HOST_ID_RANGE).contains(&uid), "{uid}");
+            assert_ne!(host_ids("hr"), host_ids("sales"));
+        }
     }
 
     #[test]
