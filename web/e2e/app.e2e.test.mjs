@@ -27,7 +27,7 @@ const LONG_QUESTION =
   'into the next year, until which date do the carried days stay valid, and whom do I ask ' +
   'when my manager and I disagree about the dates I want to take off this summer?';
 
-/** The stand-in's default reply quotes the question, so the full answer is known exactly. */
+/** Returns the full answer, known exactly because the stand-in's default reply quotes the question. */
 function expectedAnswer(question) {
   return `Stand-in reply. You wrote: ${question}`;
 }

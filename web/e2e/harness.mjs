@@ -159,8 +159,8 @@ async function waitForHttp(url, timeoutMs) {
 }
 
 /**
- * A TCP proxy on a loopback port in front of `target`. `cut()` resets every open connection,
- * which is what the browser sees when the network drops, and refuses new ones for `downMs`.
+ * Starts a TCP proxy on a loopback port in front of `target`. `cut()` resets every open connection,
+ * as the browser would experience a network drop, and refuses new ones for `downMs`.
  */
 export async function startCuttableProxy(targetUrl) {
   const target = new URL(targetUrl);

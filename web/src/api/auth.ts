@@ -11,7 +11,7 @@ const STORAGE_KEY = 'houston.auth';
 /** Refresh this long before the access token expires. */
 const REFRESH_MARGIN_MS = 60_000;
 
-/** Where refreshes go: the built-in issuer, or a configured OIDC issuer's token endpoint. */
+/** The issuer that refreshes the tokens: the built-in one, or a configured OIDC issuer's token endpoint. */
 export type TokenIssuer =
   | { kind: 'builtin' }
   | { kind: 'oidc'; tokenEndpoint: string; clientId: string };
@@ -35,7 +35,7 @@ function readStorage(): StoredTokens | null {
   }
 }
 
-/** Converts a token endpoint answer into what is stored. */
+/** Converts a token endpoint response into the stored form. */
 export function toStoredTokens(set: TokenSet, issuer: TokenIssuer, now = Date.now()): StoredTokens {
   return {
     accessToken: set.access_token,
@@ -175,7 +175,7 @@ export class AuthStore implements TokenSource {
       throw await errorFromResponse(response);
     }
     const set = (await response.json()) as TokenSet;
-    // Issuers may keep the refresh token unchanged and omit it from the answer.
+    // Issuers may keep the refresh token unchanged and omit it from the response.
     return { ...set, refresh_token: set.refresh_token ?? tokens.refreshToken };
   }
 

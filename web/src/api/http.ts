@@ -26,7 +26,7 @@ export class ApiError extends Error {
   }
 }
 
-/** A request that never got an HTTP answer (offline, connection reset, server down). */
+/** A request that never got an HTTP response (offline, connection reset, server down). */
 export class NetworkError extends Error {
   constructor(cause: unknown) {
     super('network request failed', { cause });
@@ -90,7 +90,7 @@ export class ApiClient {
   }
 
   /**
-   * Sends a request and returns the open response, for streams. Non-2xx answers become an
+   * Sends a request and returns the open response, for streams. Non-2xx responses become an
    * ApiError and transport failures a NetworkError.
    */
   async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {

@@ -107,7 +107,7 @@ export class TurnStream {
       idempotency_key: chat.idempotencyKey,
     };
     // Until `turn.accepted` names the turn, a retry repeats the POST with the same idempotency
-    // key, which the server answers with the same turn instead of starting a second one.
+    // key, for which the server returns the same turn instead of starting a second one.
     return this.follow(() =>
       this.api.send('POST', '/v1/chat', { body, signal: this.connectionSignal() }),
     );
@@ -154,7 +154,7 @@ export class TurnStream {
 
   private currentConnection?: AbortController;
 
-  /** A per-connection signal: aborted by the caller's signal or by the idle watchdog. */
+  /** Creates the signal of one connection, aborted by the caller's signal or by the idle watchdog. */
   private connectionSignal(): AbortSignal {
     const controller = new AbortController();
     this.currentConnection = controller;

@@ -108,6 +108,8 @@ export interface SessionMessage {
   status?: string;
   created_at?: string;
   tools?: ToolRecord[];
+  /** Why the turn failed, on a `failed` assistant message. */
+  error?: TurnError;
 }
 
 export interface SessionDetail {

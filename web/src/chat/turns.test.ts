@@ -64,3 +64,17 @@ describe('turnsFromHistory', () => {
     ]);
   });
 });
+
+describe('turnsFromHistory states', () => {
+  it('marks running and failed turns', () => {
+    const turns = turnsFromHistory([
+      { turn_id: 't1', role: 'user', text: 'q1' },
+      { turn_id: 't1', role: 'assistant', text: '', status: 'failed', error: { code: 'interrupted', message: 'The agent stopped.', retryable: true } },
+      { turn_id: 't2', role: 'user', text: 'q2' },
+      { turn_id: 't2', role: 'assistant', text: '', status: 'running' },
+    ]);
+    expect(turns[0].status).toBe('failed');
+    expect(turns[0].error).toBe('The agent stopped.');
+    expect(turns[1].status).toBe('streaming');
+  });
+});

@@ -113,9 +113,9 @@ export function applyEvent(turn: Turn, event: StreamEvent, now = Date.now()): Tu
 
 const STATUS_FROM_HISTORY: Record<string, TurnStatus> = {
   completed: 'completed',
-  complete: 'completed',
   failed: 'failed',
   cancelled: 'cancelled',
+  running: 'streaming',
 };
 
 /** Builds turns from a stored session: each user message and the assistant reply with its turn id. */
@@ -134,6 +134,8 @@ export function turnsFromHistory(messages: SessionMessage[]): Turn[] {
     } else {
       turn.text = message.text;
       turn.status = STATUS_FROM_HISTORY[message.status ?? 'completed'] ?? 'completed';
+      turn.error = message.error?.message;
+      turn.retryable = message.error?.retryable;
       turn.tools = (message.tools ?? []).map((tool, index) => ({
         callId: tool.call_id ?? String(index),
         tool: tool.tool ?? '',

@@ -192,7 +192,14 @@ function useSessionLoader(api: HoustonApi, agent: string, sessionId: string | un
         const open = loadOpenTurn(agent);
         const resumable = open && open.sessionId === sessionId ? open : null;
         const turns = turnsFromHistory(detail.messages).filter((turn) => turn.turnId !== resumable?.turnId);
-        if (resumable) {
+        // A turn still running without a local record (started in another tab, or this tab's
+        // storage was cleared) is replayed from its first event.
+        const running = resumable ? undefined : turns.find((turn) => turn.status === 'streaming');
+        if (running) {
+          running.text = '';
+          setTurns(turns);
+          resumeTurn(running, sessionId, 0);
+        } else if (resumable) {
           const turn: Turn = {
             key: resumable.turnId,
             turnId: resumable.turnId,

@@ -1,5 +1,5 @@
-// An agent's icon. Houston definitions name a Lucide icon ("Users", "Target", …); the names
-// used by the public agent definitions are mapped here and anything else shows a robot.
+// An agent's icon. Houston definitions name a Lucide icon ("Users", "Target", …). The names
+// that the public agent definitions use are mapped here, and any other name shows a robot.
 
 import {
   Bot,
