@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
-use houston_egress::{AgentEgressPolicy, EgressConfig, EgressProxy, StaticResolver, TrustedUpstream};
+use houston_egress::{
+    AgentEgressPolicy, EgressConfig, EgressProxy, StaticResolver, TrustedUpstream,
+};
 use houston_protocol::AgentId;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
@@ -27,14 +29,18 @@ const WARMUP: usize = 200;
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let app = Router::new().route("/ping", get(|| async { "pong" }));
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind upstream");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind upstream");
     let upstream = listener.local_addr().expect("upstream address");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("upstream server") });
 
     let dir = tempfile::tempdir().expect("temp dir");
     let origin = format!("http://127.0.0.1:{}", upstream.port());
-    let trusted = TrustedUpstream::anthropic(&origin, SecretString::from("sk-bench")).expect("valid upstream");
-    let config = EgressConfig::new(vec![trusted], dir.path().join("egress.jsonl")).expect("valid config");
+    let trusted = TrustedUpstream::anthropic(&origin, SecretString::from("sk-bench"))
+        .expect("valid upstream");
+    let config =
+        EgressConfig::new(vec![trusted], dir.path().join("egress.jsonl")).expect("valid config");
     let resolver = StaticResolver::new().with("allowed.test", [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
     let proxy = EgressProxy::builder(config)
         .resolver(resolver)
@@ -47,7 +53,12 @@ async fn main() {
         .open_agent(AgentId::parse("bench").expect("valid id"), policy, &socket)
         .expect("open agent socket");
 
-    let mut direct = client(TcpStream::connect(upstream).await.expect("connect upstream")).await;
+    let mut direct = client(
+        TcpStream::connect(upstream)
+            .await
+            .expect("connect upstream"),
+    )
+    .await;
     let mut proxied = client(UnixStream::connect(&socket).await.expect("connect socket")).await;
     let mut allowlisted = client(UnixStream::connect(&socket).await.expect("connect socket")).await;
     let direct_url = "/ping".to_owned();
@@ -59,7 +70,8 @@ async fn main() {
         send_get(&mut proxied, &trusted_url).await;
         send_get(&mut allowlisted, &allowlisted_url).await;
     }
-    let (mut direct_times, mut trusted_times, mut allowlisted_times) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut direct_times, mut trusted_times, mut allowlisted_times) =
+        (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         direct_times.extend(time_requests(&mut direct, &direct_url).await);
         trusted_times.extend(time_requests(&mut proxied, &trusted_url).await);
@@ -67,26 +79,46 @@ async fn main() {
     }
 
     let direct_median = percentile(&mut direct_times, 50);
-    println!("egress latency on loopback, {} requests per path", ROUNDS * REQUESTS_PER_ROUND);
+    println!(
+        "egress latency on loopback, {} requests per path",
+        ROUNDS * REQUESTS_PER_ROUND
+    );
     report("direct (TCP keep-alive)", &mut direct_times, direct_median);
-    report("proxied, trusted upstream (pooled)", &mut trusted_times, direct_median);
-    report("proxied, allowlisted host (new connection)", &mut allowlisted_times, direct_median);
+    report(
+        "proxied, trusted upstream (pooled)",
+        &mut trusted_times,
+        direct_median,
+    );
+    report(
+        "proxied, allowlisted host (new connection)",
+        &mut allowlisted_times,
+        direct_median,
+    );
 }
 
 async fn client<I>(io: I) -> SendRequest<Empty<Bytes>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.expect("handshake");
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .expect("handshake");
     tokio::spawn(connection);
     sender
 }
 
 async fn send_get(sender: &mut SendRequest<Empty<Bytes>>, url: &str) {
     sender.ready().await.expect("connection ready");
-    let request = Request::get(url).header("host", "127.0.0.1").body(Empty::new()).expect("valid request");
+    let request = Request::get(url)
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .expect("valid request");
     let response = sender.send_request(request).await.expect("response");
-    assert!(response.status().is_success(), "status {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "status {}",
+        response.status()
+    );
     response.into_body().collect().await.expect("body");
 }
 

@@ -1,8 +1,8 @@
 //! Address check: which IP addresses an agent may never reach on its own.
 //!
-//! Only global unicast addresses pass. Every special-purpose range from the IANA IPv4 and
-//! IPv6 special-purpose address registries that is not globally reachable is refused, and so
-//! is every IPv6 form that embeds an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4,
+//! Only global unicast addresses pass. The check rejects every range in the IANA IPv4 and
+//! IPv6 special-purpose address registries that is not globally reachable. It also rejects
+//! every IPv6 form that embeds an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4,
 //! Teredo), because the embedded address could be loopback or private.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -89,7 +89,7 @@ impl Drop for AgentHandle {
     }
 }
 
-/// What every connection on one agent's socket shares.
+/// State shared by every connection on one agent's socket.
 pub(crate) struct AgentContext {
     pub agent_id: AgentId,
     policy: RwLock<Arc<AgentEgressPolicy>>,

@@ -85,7 +85,7 @@ impl Drop for LogRecord {
 }
 
 /// A body passed through frame by frame (never buffered) that adds its data bytes to a
-/// counter, and optionally holds the log record that is written once the body is dropped.
+/// counter. It may own the log record, which is then written when the body is dropped.
 pub(crate) struct CountedBody<B> {
     inner: B,
     counter: Arc<AtomicU64>,

@@ -24,7 +24,7 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
-/// How the proxy adds an upstream's credential to a request.
+/// The header that carries an upstream's credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialHeader {
     /// `x-api-key: <key>`, as Anthropic and Composio expect.
@@ -65,7 +65,7 @@ pub struct TrustedUpstream {
     pub origin: Origin,
     /// The credential added to every request to this origin.
     pub credential: SecretString,
-    /// How the credential is sent.
+    /// The header the credential is sent in.
     pub credential_header: CredentialHeader,
 }
 
@@ -109,7 +109,7 @@ impl TrustedUpstream {
         })
     }
 
-    /// Anthropic Messages API (`x-api-key`).
+    /// Creates the Anthropic Messages API upstream (`x-api-key`).
     ///
     /// # Errors
     /// See [`TrustedUpstream::new`].
@@ -117,7 +117,7 @@ impl TrustedUpstream {
         Self::new("anthropic", base_url, CredentialHeader::XApiKey, api_key)
     }
 
-    /// An OpenAI-compatible API (`Authorization: Bearer`).
+    /// Creates an OpenAI-compatible upstream (`Authorization: Bearer`).
     ///
     /// # Errors
     /// See [`TrustedUpstream::new`].
@@ -125,7 +125,7 @@ impl TrustedUpstream {
         Self::new("openai", base_url, CredentialHeader::Bearer, api_key)
     }
 
-    /// The Composio tool broker (`x-api-key`).
+    /// Creates the Composio tool broker upstream (`x-api-key`).
     ///
     /// # Errors
     /// See [`TrustedUpstream::new`].

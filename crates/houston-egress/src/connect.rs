@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use houston_protocol::AgentId;
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -134,15 +134,21 @@ pub(crate) async fn connect_checked(
     Err(last)
 }
 
-/// Builds the TLS client configuration: Mozilla's root certificates (webpki-roots) and the
-/// aws-lc-rs provider.
+/// Builds the TLS client configuration: Mozilla's root certificates (webpki-roots) plus
+/// `extra_roots`, and the aws-lc-rs provider.
 ///
 /// # Errors
-/// Returns the rustls error when the provider supports no safe protocol version.
-pub(crate) fn tls_client_config() -> Result<ClientConfig, rustls::Error> {
-    let roots = rustls::RootCertStore {
+/// Returns the rustls error when an extra root is invalid or the provider supports no safe
+/// protocol version.
+pub(crate) fn tls_client_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    for root in extra_roots {
+        roots.add(root)?;
+    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

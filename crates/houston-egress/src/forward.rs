@@ -33,8 +33,8 @@ const HOP_BY_HOP: [&str; 9] = [
     "proxy-authenticate",
 ];
 
-/// Headers that carry a credential to an upstream; the sandbox's values are always removed
-/// before the configured credential is added, so a sandbox cannot choose the credential.
+/// Headers that carry a credential to an upstream. The proxy removes the sandbox's values
+/// before it adds the configured credential, so a sandbox cannot choose the credential.
 const CREDENTIAL_HEADERS: [HeaderName; 2] = [AUTHORIZATION, HeaderName::from_static("x-api-key")];
 
 /// Handles one absolute-form HTTP request from an agent.

@@ -1,7 +1,7 @@
 //! Egress proxy: per-agent hostname allowlist, credential injection and egress log.
 //!
 //! One [`EgressProxy`] runs per host, outside every sandbox. It opens one Unix socket per
-//! agent ([`EgressProxy::open_agent`]), so the proxy knows the agent from the socket a
+//! agent ([`EgressProxy::open_agent`]), so the proxy identifies the agent by the socket a
 //! request arrives on, never from anything the sandbox sends. The engine inside a sandbox
 //! sends every outbound request over its socket as a plain HTTP/1.1 proxy request with an
 //! absolute-form URI, or opens a `CONNECT` tunnel.

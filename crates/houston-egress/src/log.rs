@@ -26,11 +26,11 @@ pub enum EgressKind {
     Connect,
 }
 
-/// What the proxy did with a request.
+/// The proxy's decision on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EgressOutcome {
-    /// Sent upstream; `status` holds the upstream's status (200 for a tunnel).
+    /// Sent upstream; `status` is the upstream's status (200 for a tunnel).
     Forwarded,
     /// Refused by the allowlist or the address check; nothing was sent.
     Denied,
@@ -58,7 +58,7 @@ pub struct EgressLogEntry {
     pub outcome: EgressOutcome,
     /// HTTP status returned to the agent.
     pub status: u16,
-    /// Why the request was denied or failed.
+    /// The reason the request was denied or failed.
     pub reason: Option<String>,
     /// Body bytes (or tunnel bytes) sent from the agent upstream.
     pub bytes_up: u64,

@@ -46,7 +46,7 @@ impl HostPattern {
 /// A trusted upstream is reachable only when its host is in `allowed_hosts`, so the default
 /// policy ([`crate::EgressProxy::default_policy`]) lists the trusted upstreams' hosts, and an
 /// operator can take the tool broker away from an agent by leaving its host out. Every host
-/// that is not a trusted upstream must also pass the address check, whatever this list says.
+/// that is not a trusted upstream must also pass the address check, whatever this list contains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentEgressPolicy {
     allowed_hosts: Vec<HostPattern>,

@@ -13,6 +13,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
 use tokio_rustls::TlsConnector;
 use tower::Service;
 
@@ -101,6 +102,7 @@ pub struct EgressProxyBuilder {
     config: EgressConfig,
     resolver: Arc<dyn Resolver>,
     allow_loopback: bool,
+    extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl EgressProxyBuilder {
@@ -121,6 +123,15 @@ impl EgressProxyBuilder {
         self
     }
 
+    /// Trusts `root` in addition to the Mozilla roots, so tests can serve TLS with a
+    /// self-signed certificate.
+    #[cfg(feature = "test-util")]
+    #[must_use]
+    pub fn danger_add_root_certificate_for_tests(mut self, root: CertificateDer<'static>) -> Self {
+        self.extra_roots.push(root);
+        self
+    }
+
     /// Opens the egress log and builds the proxy.
     ///
     /// # Errors
@@ -131,7 +142,7 @@ impl EgressProxyBuilder {
             path: config.log_path.clone(),
             source,
         })?;
-        let tls_config = tls_client_config()?;
+        let tls_config = tls_client_config(self.extra_roots)?;
         let attempts = Arc::new(AtomicU64::new(0));
         let pooled = pooled_client(&tls_config, config.connect_timeout, attempts.clone());
         let shared = Shared {
@@ -199,6 +210,7 @@ impl EgressProxy {
             config,
             resolver: Arc::new(SystemResolver),
             allow_loopback: false,
+            extra_roots: Vec::new(),
         }
     }
 

@@ -201,8 +201,8 @@ async fn redirect_to_metadata_name_is_rejected() {
 
 #[tokio::test]
 async fn ipv4_mapped_loopback_is_rejected() {
-    // The override lets plain loopback through, to show that the mapped form is rejected
-    // on its own merits; the port is the trusted upstream's, which must not matter.
+    // The override lets plain loopback through, to show that the mapped form is rejected on
+    // its own merits. The port is the trusted upstream's, which must not matter.
     let options = ProxyOptions {
         extra_hosts: vec!["[::ffff:127.0.0.1]"],
         allow_loopback: true,

@@ -152,6 +152,7 @@ impl Fixture {
         let upstream = start_upstream().await;
         let port = upstream.address.port();
         let dir = tempfile::tempdir().expect("temp dir");
+
         let anthropic_url = format!("http://127.0.0.1:{port}");
         let openai_url = format!("http://localhost:{port}/v1");
         let upstreams = vec![
@@ -162,18 +163,8 @@ impl Fixture {
         ];
         let config =
             EgressConfig::new(upstreams, dir.path().join("egress.jsonl")).expect("valid config");
-        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let resolver = StaticResolver::new()
-            .with("allowed.test", [loopback])
-            .with(
-                "metadata.test",
-                ["169.254.169.254".parse().expect("valid ip")],
-            )
-            .with("private.test", ["10.0.0.7".parse().expect("valid ip")])
-            .with(
-                "mixed.test",
-                ["93.184.215.14".parse().expect("valid ip"), loopback],
-            );
+        let resolver = test_resolver();
+
         // mixed.test has a public address, so with loopback allowed it would pass the check
         // and the proxy would connect off the machine.
         assert!(
@@ -185,6 +176,7 @@ impl Fixture {
             builder = builder.danger_allow_loopback_for_tests();
         }
         let proxy = builder.build().expect("proxy builds");
+
         let mut hosts = proxy.default_policy().allowed_hosts();
         hosts.extend(options.extra_hosts.iter().map(|h| (*h).to_owned()));
         let policy = AgentEgressPolicy::new(hosts).expect("valid policy");
@@ -257,6 +249,18 @@ impl Fixture {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.proxy.log().path()).expect("read egress log file")
     }
+}
+
+/// Maps the test names: `allowed.test` to loopback, `metadata.test` to the cloud metadata
+/// address, `private.test` to a private address, `mixed.test` to a public and a loopback one.
+fn test_resolver() -> StaticResolver {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let address = |text: &str| -> IpAddr { text.parse().expect("valid ip") };
+    StaticResolver::new()
+        .with("allowed.test", [loopback])
+        .with("metadata.test", [address("169.254.169.254")])
+        .with("private.test", [address("10.0.0.7")])
+        .with("mixed.test", [address("93.184.215.14"), loopback])
 }
 
 /// Collects a response body into bytes.
