@@ -56,6 +56,15 @@ impl AgentHandle {
         self.context.policy()
     }
 
+    /// Gives the socket file to `uid` and `gid`, so that a sandbox running as that
+    /// unprivileged host user can connect to it (the socket's mode is 0600).
+    ///
+    /// # Errors
+    /// Returns the I/O error of `chown`, for example when the proxy is not root.
+    pub fn set_socket_owner(&self, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::chown(&self.socket_path, Some(uid), Some(gid))
+    }
+
     /// Replaces the policy; requests that arrive afterwards use the new one, open tunnels
     /// stay open.
     pub fn set_policy(&self, policy: AgentEgressPolicy) {

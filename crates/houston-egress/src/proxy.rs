@@ -228,9 +228,11 @@ impl EgressProxy {
     /// Opens the agent's egress socket at `socket_path` and serves it until the returned
     /// handle is closed or dropped. The agent's identity is the socket it connects to.
     ///
-    /// The socket is created with mode 0600, owned by the proxy's user; a runtime that runs
-    /// the sandbox under another uid must change the owner. A stale socket at the path is
-    /// replaced. Must be called inside a tokio runtime.
+    /// The socket is created with mode 0600 and owned by the proxy's user. A runtime that
+    /// runs the sandbox under another uid gives it to that uid with
+    /// [`AgentHandle::set_socket_owner`]. A stale socket at the path is replaced, which
+    /// gives it a new inode, so a sandbox must be started (and its bind mount made) after
+    /// this call. Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// Returns [`EgressError`] when the agent already has a socket or the path cannot be

@@ -424,3 +424,32 @@ async fn closing_handle_removes_socket() {
     assert!(reopened.is_ok(), "{:?}", reopened.err());
     drop(dir);
 }
+
+#[tokio::test]
+async fn socket_is_private_to_its_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    let fixture = Fixture::start(ProxyOptions::default()).await;
+    let metadata = std::fs::metadata(&fixture.socket).expect("socket metadata");
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+
+    // Changing the owner needs root; the tests of this project run as root.
+    if running_as_root() {
+        fixture
+            .handle
+            .set_socket_owner(64_123, 64_123)
+            .expect("chown socket");
+        let metadata = std::fs::metadata(&fixture.socket).expect("socket metadata");
+        assert_eq!(metadata.uid(), 64_123);
+        assert_eq!(metadata.gid(), 64_123);
+    } else {
+        eprintln!("not root: skipping the socket owner check");
+    }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of a file this process just created is its effective uid.
+    let probe = tempfile::NamedTempFile::new().expect("temp file");
+    probe.as_file().metadata().expect("metadata").uid() == 0
+}

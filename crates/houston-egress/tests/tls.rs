@@ -73,7 +73,7 @@ async fn echo(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper
     Ok(Response::new(Full::new(Bytes::from(body.to_string()))))
 }
 
-/// A proxy that trusts `https://localhost:PORT` as Anthropic and the test certificate,
+/// Starts a proxy that trusts `https://localhost:PORT` as Anthropic and the test certificate,
 /// with one socket for agent `hr` that may also reach `tls.test` and `other.test`.
 async fn start_proxy(
     dir: &tempfile::TempDir,
