@@ -79,16 +79,27 @@ impl EngineConfig {
 
 impl EngineConfig {
     /// Builds the configuration of `houston engine`: the provider from the agent's config
-    /// file and the environment, and the egress socket from `HOUSTON_EGRESS_SOCKET`.
+    /// file and the environment, the egress socket from `HOUSTON_EGRESS_SOCKET`, and the
+    /// Composio and MCP brokers of [`crate::tools::settings`].
     ///
     /// # Errors
-    /// Returns every provider configuration problem at once.
+    /// Returns every provider and tool configuration problem at once.
     pub fn from_env(agent_dir: impl Into<PathBuf>, token: SecretString) -> Result<Self, ConfigError> {
         let agent_dir = agent_dir.into();
         let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        let provider = ProviderSettings::load(&agent_dir, env)?;
+        let egress_socket = env(EGRESS_SOCKET_ENV).map(PathBuf::from);
+        let client = egress_socket.clone().map_or_else(crate::http::HttpClient::direct, crate::http::HttpClient::egress);
+        let (provider, tools) = match (ProviderSettings::load(&agent_dir, env), crate::tools::settings::load(&agent_dir, env, &client)) {
+            (Ok(provider), Ok(tools)) => (provider, tools),
+            (provider, tools) => {
+                let mut problems = provider.err().map(|error| error.problems).unwrap_or_default();
+                problems.extend(tools.err().map(|error| error.problems).unwrap_or_default());
+                return Err(ConfigError { problems });
+            }
+        };
         let mut config = Self::new(agent_dir, token, provider);
-        config.egress_socket = env(EGRESS_SOCKET_ENV).map(PathBuf::from);
+        config.egress_socket = egress_socket;
+        config.tool_brokers = tools.brokers;
         Ok(config)
     }
 }

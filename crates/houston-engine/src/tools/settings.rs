@@ -114,19 +114,16 @@ pub fn read_tools_file(agent_dir: &Path) -> Result<ToolsFile, String> {
     Ok(config.tools.unwrap_or_default())
 }
 
-/// Builds the brokers the config file and the environment ask for. `agent_id` names the
-/// agent in the call log.
+/// Builds the brokers that the config file and the environment request. The agent's
+/// definition id (or the folder name) names the agent in the call log.
 ///
 /// # Errors
 /// Returns every problem at once: a malformed `tools` section, Composio without
 /// `HOUSTON_WORKSPACE_ID`, an invalid URL, or an MCP server name that is not `[a-z0-9_-]`.
-pub fn load(
-    agent_dir: &Path,
-    agent_id: &str,
-    env: impl Fn(&str) -> Option<String>,
-    client: &HttpClient,
-) -> Result<ToolSetup, ConfigError> {
+pub fn load(agent_dir: &Path, env: impl Fn(&str) -> Option<String>, client: &HttpClient) -> Result<ToolSetup, ConfigError> {
     let mut problems = Vec::new();
+    let agent_id = agent_label(agent_dir);
+    let agent_id = agent_id.as_str();
     let file = read_tools_file(agent_dir).unwrap_or_else(|problem| {
         problems.push(problem);
         ToolsFile::default()
@@ -218,6 +215,15 @@ fn mcp_settings(server: &McpServerFile, max_result_bytes: usize, problems: &mut 
     })
 }
 
+/// Returns the `id` of the agent's `houston.json`, or the folder name without one.
+fn agent_label(agent_dir: &Path) -> String {
+    let from_definition = std::fs::read_to_string(agent_dir.join("houston.json"))
+        .ok()
+        .and_then(|text| houston_protocol::AgentDefinition::parse(&text).ok())
+        .map(|definition| definition.id);
+    from_definition.unwrap_or_else(|| agent_dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
 fn is_http_url(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
@@ -233,7 +239,7 @@ mod tests {
 
     fn load_with(dir: &Path, vars: &[(&str, &str)]) -> Result<ToolSetup, ConfigError> {
         let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        load(dir, "hr", |name| vars.get(name).cloned(), &HttpClient::direct())
+        load(dir, |name| vars.get(name).cloned(), &HttpClient::direct())
     }
 
     #[test]
