@@ -89,6 +89,8 @@ pub struct EgressLog {
 
 impl EgressLog {
     /// Opens (or creates, with mode 0600) the log file for appending.
+    // NOTE: nothing rotates the file. Because writes use O_APPEND, an external
+    // `logrotate` with `copytruncate` works without reopening it.
     ///
     /// # Errors
     /// Returns the I/O error when the file cannot be opened.

@@ -453,3 +453,29 @@ fn running_as_root() -> bool {
     let probe = tempfile::NamedTempFile::new().expect("temp file");
     probe.as_file().metadata().expect("metadata").uid() == 0
 }
+
+#[tokio::test]
+async fn closing_handle_ends_open_tunnel() {
+    let options = ProxyOptions {
+        extra_hosts: vec!["allowed.test"],
+        allow_loopback: true,
+    };
+    let fixture = Fixture::start(options).await;
+    let target = format!("allowed.test:{}", fixture.upstream.address.port());
+    let request = Request::connect(&target)
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    let response = fixture.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut tunnel = TokioIo::new(hyper::upgrade::on(response).await.expect("tunnel opened"));
+
+    let Fixture { handle, .. } = fixture;
+    handle.close();
+
+    // The upstream keeps its side open, so only the proxy closing the tunnel ends the read.
+    let mut buffer = [0_u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tunnel.read(&mut buffer))
+        .await
+        .expect("the tunnel closes when the handle is closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
