@@ -33,5 +33,7 @@ pub use manager::{
     RuntimeManager, Waking,
 };
 pub use process::ProcessBackend;
-pub use sandbox::{NamespaceBackend, NamespaceConfig, NamespaceUnavailable, namespace_supported};
+pub use sandbox::{
+    NamespaceBackend, NamespaceConfig, NamespaceUnavailable, namespace_supported, sandbox_host_ids,
+};
 pub use spec::{AgentSpec, EngineCommand, SpecError};

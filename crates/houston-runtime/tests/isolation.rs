@@ -246,3 +246,39 @@ async fn stop_leaves_no_process() {
 fn uuid_like() -> String {
     format!("{}-{:?}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
 }
+
+#[tokio::test]
+async fn egress_socket_is_reachable() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let home = Home::new();
+        let egress_dir = tempfile::tempdir().unwrap();
+        let egress_path = egress_dir.path().join("hr.sock");
+        let listener = tokio::net::UnixListener::bind(&egress_path).unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            tokio::io::BufReader::new(read).read_line(&mut line).await.unwrap();
+            write.write_all(b"pong\n").await.unwrap();
+            line
+        });
+        let backend = NamespaceBackend::new(namespace_config(ResourceLimits::default()));
+        let mut launch = home.launch("hr");
+        launch.egress_socket = Some(egress_path.clone());
+        let handle = backend.start(&launch).await.unwrap();
+        let mut hr = ProbeClient::connect(&handle.endpoint, &launch.token).await;
+
+        let env = hr.send("env").await;
+        let expected = serde_json::json!(["HOUSTON_EGRESS_SOCKET", "/run/houston/egress.sock"]);
+        assert!(env["value"].as_array().unwrap().contains(&expected), "{env}");
+        let ping = hr.send("unix-ping /run/houston/egress.sock").await;
+        assert_eq!(ping["value"], "pong", "{ping}");
+        assert_eq!(server.await.unwrap(), "ping\n");
+        assert_eq!(hr.errno(&format!("stat {}", egress_path.display())).await, i64::from(ENOENT));
+
+        handle.instance.stop(Duration::from_secs(2)).await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}

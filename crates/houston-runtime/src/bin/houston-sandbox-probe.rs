@@ -114,6 +114,7 @@ fn run_command(words: &[&str]) -> Value {
         ["symlink", target, link] => outcome(std::os::unix::fs::symlink(target, link), |()| Value::Null),
         ["hardlink", source, link] => outcome(std::fs::hard_link(source, link), |()| Value::Null),
         ["connect", address] => outcome(connect(address), |()| Value::Null),
+        ["unix-ping", path] => outcome(unix_ping(path), Value::from),
         ["status", field] => outcome(status_field(field), Value::from),
         ["procs"] => outcome(processes(), Value::from),
         ["zombies"] => outcome(zombies(), Value::from),
@@ -140,6 +141,15 @@ fn list(path: &str) -> std::io::Result<Vec<String>> {
 fn connect(address: &str) -> std::io::Result<()> {
     let address: SocketAddr = address.parse().map_err(std::io::Error::other)?;
     TcpStream::connect_timeout(&address, Duration::from_secs(1)).map(drop)
+}
+
+/// Sends `ping` on a Unix socket and returns the first line of the answer.
+fn unix_ping(path: &str) -> std::io::Result<String> {
+    let mut stream = UnixStream::connect(path)?;
+    stream.write_all(b"ping\n")?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    Ok(answer.trim().to_owned())
 }
 
 fn status_field(field: &str) -> std::io::Result<String> {

@@ -220,7 +220,14 @@ impl RuntimeBackend for NamespaceBackend {
     }
 }
 
-/// Gives the sandbox's host user the runtime folder and the volume. The volume is walked
+/// Returns the host uid and gid the sandbox of `agent` runs as: an unprivileged id derived
+/// from the agent id when this process is root, otherwise this process's own ids.
+#[must_use]
+pub fn sandbox_host_ids(agent: &houston_protocol::AgentId) -> (u32, u32) {
+    host_ids(agent.as_str())
+}
+
+/// Gives the sandbox's host user the runtime folder, the egress socket and the volume. The volume is walked
 /// only when its top folder belongs to someone else, which normally happens once, at the
 /// agent's first start.
 // NOTE: files a host tool adds later to a volume that was handed over already stay owned by
@@ -228,8 +235,13 @@ impl RuntimeBackend for NamespaceBackend {
 async fn hand_over(spec: &LaunchSpec, (uid, gid): (u32, u32)) -> Result<(), StartError> {
     let runtime_dir = spec.runtime_dir.clone();
     let volume = spec.volume_dir.clone();
+    let egress = spec.egress_socket.clone();
     let result = tokio::task::spawn_blocking(move || {
         std::os::unix::fs::lchown(&runtime_dir, Some(uid), Some(gid))?;
+        // The egress proxy creates each agent's socket with mode 0600 for its own user.
+        if let Some(egress) = &egress {
+            std::os::unix::fs::lchown(egress, Some(uid), Some(gid))?;
+        }
         let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&volume)?);
         if owner != uid {
             tracing::info!(volume = %volume.display(), uid, "handing the agent volume to its sandbox user");
