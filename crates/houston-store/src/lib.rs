@@ -24,6 +24,8 @@ use time::OffsetDateTime;
 pub use error::StoreError;
 pub use model::*;
 pub use sql::{PostgresStore, SqliteStore};
+/// The database error inside [`StoreError::Database`].
+pub use sqlx::Error as SqlxError;
 
 /// Shorthand for results of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -48,6 +48,15 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestStore {
+    /// Returns a second handle on the same database, as another replica would have. The
+    /// original must outlive it, because it keeps the SQLite folder.
+    #[must_use]
+    pub fn share(&self) -> Self {
+        Self { store: self.store.clone(), backend: self.backend, url: self.url.clone(), _dir: None }
+    }
+}
+
 /// Opens a fresh SQLite store in a temporary folder.
 ///
 /// # Errors
