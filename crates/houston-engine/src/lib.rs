@@ -29,6 +29,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{EngineConfig, ProviderKind, ProviderSettings};
+/// Re-exported so callers build [`EngineConfig::token`] without their own `secrecy` dependency.
+pub use secrecy::SecretString;
 pub use server::{EngineListener, ServeError};
 
 use crate::folder::{AgentFolder, FolderError};
