@@ -5,6 +5,7 @@ mod agent_cmd;
 mod admin_cmd;
 mod client_cmd;
 mod engine_cmd;
+mod sandbox_cmd;
 mod serve_cmd;
 mod telemetry;
 mod up_cmd;
@@ -37,6 +38,9 @@ enum Command {
     Login(client_cmd::LoginArgs),
     /// Send a message to an agent and print the streamed answer.
     Chat(client_cmd::ChatArgs),
+    /// Run the init of a namespace sandbox (started by the runtime manager).
+    #[command(name = "sandbox-init", hide = true)]
+    SandboxInit(sandbox_cmd::SandboxInitArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(command) => admin_cmd::run(command),
         Command::Login(args) => client_cmd::login(args),
         Command::Chat(args) => client_cmd::chat(args),
+        Command::SandboxInit(args) => sandbox_cmd::run(args),
     }
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("sandbox-init") => houston_runtime::sandbox::init_main(&args[1..]),
+        Some("sandbox-init") => ExitCode::from(houston_runtime::sandbox::init_main(&args[1..])),
         Some("engine") => match serve(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

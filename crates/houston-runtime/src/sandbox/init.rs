@@ -21,7 +21,6 @@ use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -67,8 +66,9 @@ impl std::fmt::Display for InitError {
 ///
 /// Call it from a fresh, single-threaded process: the `houston sandbox-init` subcommand
 /// calls it before starting any runtime or thread.
+/// Returns the process exit status: the engine's, or 125 when the set-up failed.
 #[must_use]
-pub fn init_main(args: &[String]) -> ExitCode {
+pub fn init_main(args: &[String]) -> u8 {
     let result = match args {
         [flag] if flag == "--check" => check_namespaces(),
         [plan] => match serde_json::from_str::<SandboxPlan>(plan) {
@@ -78,10 +78,10 @@ pub fn init_main(args: &[String]) -> ExitCode {
         _ => Err(InitError("usage: sandbox-init (--check | PLAN_JSON)".to_owned())),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(error) => {
             eprintln!("houston sandbox: {error}");
-            ExitCode::from(SETUP_FAILED)
+            SETUP_FAILED
         }
     }
 }
