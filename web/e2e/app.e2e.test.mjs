@@ -6,8 +6,11 @@
 //   npm --prefix web run e2e
 
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  SCREENSHOT_DIR,
   launchBrowser,
   screenshot,
   startCuttableProxy,
@@ -53,6 +56,11 @@ before(async () => {
 });
 
 after(async () => {
+  if (houston) {
+    // The server log helps explain a failed step; it sits next to the screenshots.
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    writeFileSync(path.join(SCREENSHOT_DIR, '..', 'houston-up.log'), houston.output.join('\n'));
+  }
   await browser?.close();
   await proxy?.close();
   await stopProcess(houston?.child);
@@ -96,15 +104,23 @@ async function ask(page, question) {
   await input.press('Enter');
 }
 
+/** Waits until the last answer on the page has `status`. */
 async function waitForStatus(page, status, timeout = 60_000) {
-  await page.locator(`.message.assistant[data-status="${status}"]`).last().waitFor({ timeout });
+  await page.waitForFunction(
+    (expected) => {
+      const answers = document.querySelectorAll('.message.assistant');
+      return answers[answers.length - 1]?.getAttribute('data-status') === expected;
+    },
+    status,
+    { timeout },
+  );
 }
 
 async function waitForText(page, minLength, timeout = 60_000) {
   await page.waitForFunction(
     (length) => {
-      const answers = document.querySelectorAll('.message.assistant .markdown');
-      const last = answers[answers.length - 1];
+      const answers = document.querySelectorAll('.message.assistant');
+      const last = answers[answers.length - 1]?.querySelector('.markdown');
       return (last?.textContent?.length ?? 0) >= length;
     },
     minLength,
@@ -164,8 +180,9 @@ test('network cut mid-answer resumes without duplicates', async () => {
   await waitForText(page, 30);
   const before = await lastAnswer(page);
   proxy.cut(1_500);
-  await page.locator('.reconnecting').waitFor({ timeout: 10_000 }).catch(() => undefined);
+  await page.locator('.reconnecting').waitFor({ timeout: 10_000 });
   await screenshot(page, '05-juan-network-cut');
+  assert.ok(before.text.length < expectedAnswer(LONG_QUESTION).length, 'the cut came after the answer ended');
   await waitForStatus(page, 'completed', 90_000);
   const streamed = await lastAnswer(page);
   assert.ok(streamed.text.startsWith(before.text), 'text before the cut was changed');
@@ -184,6 +201,8 @@ test('reload during an answer shows it continuing', async () => {
   const { page } = juan;
   await ask(page, LONG_QUESTION);
   await waitForText(page, 30);
+  const beforeReload = await lastAnswer(page);
+  assert.notEqual(beforeReload.status, 'completed', 'the answer ended before the reload');
   await page.reload();
   await waitForStatus(page, 'completed', 90_000);
   const continued = await lastAnswer(page);
@@ -221,9 +240,8 @@ test('admin grant shows the Sales tile without signing in again', async () => {
   await salesBox.waitFor();
   assert.equal(await salesBox.isChecked(), false);
   await salesBox.check();
-  await page.waitForFunction(
-    () => !document.querySelector('table.grid input:disabled'),
-  );
+  await page.waitForFunction(() => !document.querySelector('table.grid input:disabled'));
+  assert.equal(await salesBox.isChecked(), true);
   await screenshot(page, '10-admin-granted-sales');
 
   await juan.page.locator('.tile[data-agent="sales"]').waitFor({ timeout: 15_000 });
@@ -235,6 +253,8 @@ test('revoke removes the tile and the direct link', async () => {
   const { page } = admin;
   const salesBox = page.getByRole('checkbox', { name: new RegExp(`^${juan.email} may use .*(Sales|Revenue)`, 'i') });
   await salesBox.uncheck();
+  await page.waitForFunction(() => !document.querySelector('table.grid input:disabled'));
+  assert.equal(await salesBox.isChecked(), false);
   await screenshot(page, '12-admin-revoked-sales');
 
   await juan.page.locator('.tile[data-agent="sales"]').waitFor({ state: 'detached', timeout: 15_000 });

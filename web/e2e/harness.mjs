@@ -105,44 +105,55 @@ export async function startStandIn(extraArgs = []) {
 
 /**
  * Starts `houston up --demo` with the model pointed at the stand-in. Resolves with the server
- * URL and the demo accounts it printed (`demo user: <email> password: <password>`).
+ * URL and the demo accounts it printed (`demo user: <email> password: <password>`) once it
+ * serves HTTP.
  */
 export async function startHouston(standInUrl) {
   const home = mkdtempSync(path.join(os.tmpdir(), 'houston-e2e-'));
   const port = await freePort();
+  const env = {
+    ...process.env,
+    ANTHROPIC_BASE_URL: standInUrl,
+    ANTHROPIC_API_KEY: 'stand-in-key',
+    HOUSTON_PROVIDER: 'anthropic',
+    HOUSTON_WEB_DIR: path.join(WEB_DIR, 'dist'),
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    NO_COLOR: '1',
+  };
+  const args = ['up', '--demo', '--home', home, '--listen', `127.0.0.1:${port}`];
+  const child = spawn(binary('houston'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
   const accounts = [];
-  const started = await startProcess(
-    'houston up',
-    binary('houston'),
-    ['up', '--demo', '--home', home, '--listen', `127.0.0.1:${port}`],
-    {
-      ANTHROPIC_BASE_URL: standInUrl,
-      ANTHROPIC_API_KEY: 'stand-in-key',
-      HOUSTON_PROVIDER: 'anthropic',
-      HOUSTON_WEB_DIR: path.join(WEB_DIR, 'dist'),
-      RUST_LOG: process.env.RUST_LOG ?? 'info',
-    },
-    (line) => {
-      const account = line.match(/demo user: (\S+) password: (\S+)/);
-      if (account) {
-        accounts.push({ email: account[1], password: account[2] });
-      }
-      return undefined;
-    },
-    5_000,
-  ).catch((error) => ({ error }));
-  // `houston up` prints the accounts and keeps running, so readiness is checked over HTTP.
-  if (started.error && !/did not start/.test(started.error.message)) {
-    throw started.error;
-  }
+  readline.createInterface({ input: child.stderr }).on('line', (line) => lines.push(`[stderr] ${line}`));
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    const account = line.match(/demo user: (\S+) password: (\S+)/);
+    if (account) {
+      accounts.push({ email: account[1], password: account[2] });
+    }
+  });
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/`, 60_000);
-  return { url, home, accounts, child: started.child, cleanup: () => rmSync(home, { recursive: true, force: true }) };
+  try {
+    await waitForHttp(`${url}/login`, 120_000, child);
+  } catch (error) {
+    await stopProcess(child);
+    throw new Error(`${error.message}. Output of houston up:\n${lines.slice(-60).join('\n')}`);
+  }
+  return {
+    url,
+    accounts,
+    child,
+    output: lines,
+    cleanup: () => rmSync(home, { recursive: true, force: true }),
+  };
 }
 
-async function waitForHttp(url, timeoutMs) {
+async function waitForHttp(url, timeoutMs, child) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (child && child.exitCode !== null) {
+      throw new Error(`the process exited with ${child.exitCode}`);
+    }
     try {
       const response = await fetch(url);
       if (response.status < 500) {

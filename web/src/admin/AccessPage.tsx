@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import { useApp } from '../app/context';
 import { Alert } from '../components/Alert';
 import { useAction, useAdminData } from './useAdminData';
@@ -10,6 +11,20 @@ export function AccessPage() {
     return { members, agents, granted: new Set(grants.map((grant) => `${grant.user_id}/${grant.agent_id}`)) };
   });
   const action = useAction();
+  // Shows a toggled box in its new state at once, until the reloaded grants confirm it.
+  const [pending, setPending] = useState<Map<string, boolean>>(new Map());
+
+  const toggle = async (agentId: string, userId: string, granted: boolean) => {
+    const key = `${userId}/${agentId}`;
+    setPending((current) => new Map(current).set(key, granted));
+    await action.run(() => api.setGrant(workspaceId, agentId, userId, granted));
+    await reload();
+    setPending((current) => {
+      const next = new Map(current);
+      next.delete(key);
+      return next;
+    });
+  };
 
   return (
     <section aria-labelledby="access-heading">
@@ -38,15 +53,16 @@ export function AccessPage() {
                     <span className="muted block">{member.email}</span>
                   </th>
                   {data.agents.map((agent) => {
-                    const granted = data.granted.has(`${member.user_id}/${agent.id}`);
+                    const key = `${member.user_id}/${agent.id}`;
+                    const granted = pending.get(key) ?? data.granted.has(key);
                     return (
                       <td key={agent.id}>
                         <input
                           type="checkbox"
                           checked={granted}
-                          disabled={action.busy}
+                          disabled={pending.has(key)}
                           aria-label={`${member.email} may use ${agent.name}`}
-                          onChange={() => void action.run(() => api.setGrant(workspaceId, agent.id, member.user_id, !granted)).then(reload)}
+                          onChange={() => void toggle(agent.id, member.user_id, !granted)}
                         />
                       </td>
                     );

@@ -2,8 +2,9 @@ import { useEffect, useState } from 'react';
 import { Markdown } from '../components/Markdown';
 import type { ToolLine, Turn } from './turns';
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)} s`;
+/** Formats a duration: milliseconds below one second, else seconds with one decimal. */
+function formatDuration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 function WakingLine({ since, agentName }: { since: number; agentName: string }) {
@@ -14,7 +15,7 @@ function WakingLine({ since, agentName }: { since: number; agentName: string }) 
   }, []);
   return (
     <p className="status-line waking" role="status">
-      <span className="spinner" aria-hidden="true" /> Waking up {agentName}… {seconds(Math.max(0, now - since))}
+      <span className="spinner" aria-hidden="true" /> Waking up {agentName}… {formatDuration(Math.max(0, now - since))}
     </p>
   );
 }
@@ -57,7 +58,7 @@ export function TurnView({ turn, agentName, onRetry }: { turn: Turn; agentName: 
         <span className="sr-only">{agentName} answered:</span>
         {turn.wakingSince !== undefined && <WakingLine since={turn.wakingSince} agentName={agentName} />}
         {turn.coldStartMs !== undefined && (
-          <p className="status-line cold-start">Woke up in {seconds(turn.coldStartMs)}</p>
+          <p className="status-line cold-start">Woke up in {formatDuration(turn.coldStartMs)}</p>
         )}
         {turn.tools.length > 0 && (
           <ul className="tools" aria-label="Tool calls">

@@ -54,22 +54,29 @@ export function useChat(
 
   /** Follows one turn's stream, persisting progress so a reload can continue it. */
   const follow = useCallback(
-    async (key: string, run: (stream: TurnStream) => Promise<unknown>, seed: { userText: string; text: string }) => {
-      let latest = { ...seed, tools: [] as Turn['tools'], coldStartMs: undefined as number | undefined };
+    async (key: string, run: (stream: TurnStream) => Promise<unknown>, seed: Turn) => {
+      // React may run state updaters later, so the copy that goes to sessionStorage is built
+      // here from the same events, in step with `stream.lastSeq`.
+      let stored = seed;
       const stream = new TurnStream(api.client, agent, {
         signal: abortRef.current.signal,
         onConnectionChange: (state) => updateTurn(key, (turn) => ({ ...turn, reconnecting: state === 'reconnecting' })),
         onEvent: (event: StreamEvent) => {
-          updateTurn(key, (turn) => {
-            const next = applyEvent(turn, event);
-            latest = { userText: next.userText, text: next.text, tools: next.tools, coldStartMs: next.coldStartMs };
-            return next;
-          });
+          stored = applyEvent(stored, event);
+          updateTurn(key, (turn) => applyEvent(turn, event));
           if (event.type === 'turn.accepted' && !sessionRef.current) {
             onSessionRef.current(event.session_id);
           }
           if (stream.sessionId && stream.turnId) {
-            saveOpenTurn(agent, { sessionId: stream.sessionId, turnId: stream.turnId, lastSeq: stream.lastSeq, ...latest });
+            saveOpenTurn(agent, {
+              sessionId: stream.sessionId,
+              turnId: stream.turnId,
+              lastSeq: stream.lastSeq,
+              userText: stored.userText,
+              text: stored.text,
+              tools: stored.tools,
+              coldStartMs: stored.coldStartMs,
+            });
           }
         },
       });
@@ -104,19 +111,16 @@ export function useChat(
 
   const send = useCallback(
     (message: string) => {
-      const key = randomId();
-      setTurns((current) => [...current, { key, userText: message, text: '', status: 'sending', tools: [] }]);
-      void follow(key, (stream) => stream.start({ sessionId: sessionRef.current, message, idempotencyKey: randomId() }), {
-        userText: message,
-        text: '',
-      });
+      const turn: Turn = { key: randomId(), userText: message, text: '', status: 'sending', tools: [] };
+      setTurns((current) => [...current, turn]);
+      void follow(turn.key, (stream) => stream.start({ sessionId: sessionRef.current, message, idempotencyKey: randomId() }), turn);
     },
     [follow],
   );
 
   const resumeTurn = useCallback(
     (turn: Turn, session: string, after: number) => {
-      updateTurn(turn.key, (current) => ({ ...current, status: 'streaming', error: undefined, reconnecting: true }));
+      updateTurn(turn.key, () => ({ ...turn, status: 'streaming', error: undefined, reconnecting: true }));
       void follow(turn.key, (stream) => stream.resume(session, turn.turnId ?? '', after), turn);
     },
     [follow, updateTurn],
@@ -127,7 +131,12 @@ export function useChat(
       const session = sessionRef.current;
       if (turn.status === 'lost' && turn.turnId && session) {
         const record = loadOpenTurn(agent);
-        resumeTurn(turn, session, record?.turnId === turn.turnId ? record.lastSeq : 0);
+        if (record?.turnId === turn.turnId) {
+          resumeTurn({ ...turn, text: record.text, tools: record.tools }, session, record.lastSeq);
+        } else {
+          // Without the record the shown text has no known seq, so the turn is replayed whole.
+          resumeTurn({ ...turn, text: '', tools: [] }, session, 0);
+        }
         return;
       }
       setTurns((current) => current.filter((candidate) => candidate.key !== turn.key));
