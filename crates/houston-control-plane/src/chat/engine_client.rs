@@ -113,6 +113,28 @@ impl EngineClient {
         Ok(())
     }
 
+    /// Delivers the user's decision on a tool call waiting for approval and returns the
+    /// engine's response body.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine cannot be reached or answers with an error status (404
+    /// when no call with `call_id` is waiting).
+    pub async fn decide_approval(
+        &self,
+        endpoint: &EngineEndpoint,
+        token: &SecretString,
+        session_id: &SessionId,
+        turn_id: &TurnId,
+        call_id: &str,
+        approve: bool,
+    ) -> Result<serde_json::Value, EngineError> {
+        let path = format!("/v1/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}");
+        let body = serde_json::json!({ "approve": approve }).to_string().into_bytes();
+        let response = self.send(endpoint, token, Method::POST, &path, Some(body), None).await?;
+        let bytes = collect_body(response.into_body()).await?;
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::InvalidEvent(e.to_string()))
+    }
+
     /// Returns one session's history as the engine stores it, for its owner.
     ///
     /// # Errors
