@@ -169,12 +169,12 @@ mod tests {
 
     fn address() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|octets| IpAddr::from(octets)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
             (0u8..4, any::<[u8; 3]>()).prop_map(|(last, rest)| {
                 // A tenth of the v4 space is the trusted 10.0.0.0/8 proxy range.
                 IpAddr::from([10, rest[0], rest[1], last])
             }),
-            any::<[u8; 16]>().prop_map(|octets| IpAddr::from(octets)),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
         ]
     }
 

@@ -22,9 +22,11 @@ struct Slot<V> {
     expires_at: Instant,
 }
 
+type Shard<K, V> = RwLock<HashMap<K, Slot<V>>>;
+
 /// Sharded map whose entries expire and whose inserts respect invalidations.
 pub(crate) struct LocalStore<K, V> {
-    shards: Box<[RwLock<HashMap<K, Slot<V>>>]>,
+    shards: Box<[Shard<K, V>]>,
     hasher: RandomState,
     generation: AtomicU64,
     capacity_per_shard: usize,
@@ -92,7 +94,7 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
         self.shards.iter().map(|shard| shard.read().unwrap().len()).sum()
     }
 
-    fn shard(&self, key: &K) -> &RwLock<HashMap<K, Slot<V>>> {
+    fn shard(&self, key: &K) -> &Shard<K, V> {
         let index = self.hasher.hash_one(key) as usize % SHARDS;
         &self.shards[index]
     }

@@ -38,7 +38,8 @@ async fn admin_client(url: &str) -> fred::prelude::Client {
 async fn restart_resubscribes_and_drops_local() {
     let mut server = throwaway_or_skip!();
     let prefix = unique_prefix("restart");
-    let first = bundle(&replica(&server.url(), &prefix).await);
+    let first_replica = replica(&server.url(), &prefix).await;
+    let first = bundle(&first_replica);
     let second_replica = replica(&server.url(), &prefix).await;
     let second = bundle(&second_replica);
     let key = common::key("acme", "juan", "hr");
@@ -65,6 +66,11 @@ async fn restart_resubscribes_and_drops_local() {
     assert!(stored_at.elapsed() < houston_cache::config::DEFAULT_TTL, "the TTL, not the reconnect, dropped it");
 
     // The replica subscribed again: the next revoke reaches it at once.
+    let both_up = wait_until(Duration::from_secs(5), Duration::from_millis(10), || async {
+        first_replica.is_up()
+    })
+    .await;
+    assert!(both_up.is_some(), "first replica did not reconnect within 5 s");
     common::fill(&first, &key, Permission::allowed(Role::Member)).await;
     assert!(second.permissions.get(&key).await.hit().is_some());
     let scope = PermissionScope::grant(key.workspace.clone(), key.user.clone(), key.agent.clone());

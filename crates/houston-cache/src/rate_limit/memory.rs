@@ -8,15 +8,21 @@ use tokio::time::Instant;
 
 use super::{Gcra, GcraState, Quota, RateDecision, RateLimitKey, RateLimiter};
 
-/// Number of keys after which idle keys are swept out.
+/// Number of keys after which idle keys are swept out. After a sweep the next one waits until
+/// the map has doubled, so a busy limiter does not scan its map on every request.
 const SWEEP_THRESHOLD: usize = 10_000;
+
+struct State {
+    arrival_times: HashMap<RateLimitKey, GcraState>,
+    sweep_at: usize,
+}
 
 /// GCRA limiter whose state lives in this process.
 ///
 /// Time comes from `tokio::time::Instant`, so tests can drive it with a paused clock.
 pub struct InProcessRateLimiter {
     epoch: Instant,
-    state: Mutex<HashMap<RateLimitKey, GcraState>>,
+    state: Mutex<State>,
 }
 
 impl Default for InProcessRateLimiter {
@@ -29,7 +35,8 @@ impl InProcessRateLimiter {
     /// Creates a limiter with no recorded requests.
     #[must_use]
     pub fn new() -> Self {
-        Self { epoch: Instant::now(), state: Mutex::new(HashMap::new()) }
+        let state = State { arrival_times: HashMap::new(), sweep_at: SWEEP_THRESHOLD };
+        Self { epoch: Instant::now(), state: Mutex::new(state) }
     }
 
     /// Counts one request for `key` against `quota`; the synchronous form of
@@ -39,15 +46,16 @@ impl InProcessRateLimiter {
         let now_us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
 
-        if state.len() >= SWEEP_THRESHOLD {
+        if state.arrival_times.len() >= state.sweep_at {
             // A key whose arrival time has passed is back to a full burst, the same as no
             // entry, so dropping it changes no decision.
-            state.retain(|_, tat| *tat > now_us);
+            state.arrival_times.retain(|_, tat| *tat > now_us);
+            state.sweep_at = SWEEP_THRESHOLD.max(state.arrival_times.len() * 2);
         }
 
-        let (decision, next) = gcra.check(state.get(key).copied(), now_us);
+        let (decision, next) = gcra.check(state.arrival_times.get(key).copied(), now_us);
         if decision == RateDecision::Allowed {
-            state.insert(key.clone(), next);
+            state.arrival_times.insert(key.clone(), next);
         }
         decision
     }

@@ -115,12 +115,14 @@ impl RedisCaches {
             config.command_timeout,
             config.cache.local_capacity,
         ));
+        let events = supervisor::Events::open(&shared);
         supervisor::recover(&shared).await;
         if !shared.is_up() {
             shared.mark_down(&"not connected within connect_timeout");
         }
 
-        let supervisor = tokio::spawn(supervisor::supervise(shared.clone(), config.probe_interval));
+        let task = supervisor::supervise(shared.clone(), events, config.probe_interval);
+        let supervisor = tokio::spawn(task);
         Ok(Self { shared, supervisor })
     }
 

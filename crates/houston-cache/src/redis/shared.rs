@@ -61,7 +61,9 @@ impl Shared {
     /// Returns whether Redis is usable: the subscription is live, so local copies are kept
     /// honest by invalidation messages, and the command connection is open.
     pub(crate) fn is_up(&self) -> bool {
-        self.state.load(Ordering::SeqCst) == UP && self.client.is_connected()
+        self.state.load(Ordering::SeqCst) == UP
+            && self.subscriber.is_connected()
+            && self.client.is_connected()
     }
 
     /// Records that Redis cannot be used and drops every local copy, because invalidations

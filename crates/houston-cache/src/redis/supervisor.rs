@@ -10,17 +10,36 @@ use std::time::Duration;
 
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::Message;
+use fred::types::config::Server;
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::message::Invalidation;
 use super::shared::Shared;
 
+/// The event streams the task reads. They are opened before the first subscription, so no
+/// connection event between connecting and starting the task is missed.
+pub(crate) struct Events {
+    messages: Receiver<Message>,
+    subscriber_errors: Receiver<(fred::error::Error, Option<Server>)>,
+    client_errors: Receiver<(fred::error::Error, Option<Server>)>,
+    reconnects: Receiver<Server>,
+}
+
+impl Events {
+    pub(crate) fn open(shared: &Shared) -> Self {
+        Self {
+            messages: shared.subscriber.message_rx(),
+            subscriber_errors: shared.subscriber.error_rx(),
+            client_errors: shared.client.error_rx(),
+            reconnects: shared.subscriber.reconnect_rx(),
+        }
+    }
+}
+
 /// Runs until both clients are closed.
-pub(crate) async fn supervise(shared: Arc<Shared>, probe_interval: Duration) {
-    let mut messages = shared.subscriber.message_rx();
-    let mut subscriber_errors = shared.subscriber.error_rx();
-    let mut client_errors = shared.client.error_rx();
-    let mut reconnects = shared.subscriber.reconnect_rx();
+pub(crate) async fn supervise(shared: Arc<Shared>, events: Events, probe_interval: Duration) {
+    let Events { mut messages, mut subscriber_errors, mut client_errors, mut reconnects } = events;
     let mut probe = tokio::time::interval(probe_interval);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
