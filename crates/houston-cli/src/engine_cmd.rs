@@ -22,7 +22,7 @@ pub struct EngineArgs {
     /// The agent folder to serve (houston.json, CLAUDE.md, skills, knowledge/, .houston/).
     #[arg(long)]
     agent_dir: PathBuf,
-    /// Where to listen: unix:PATH or tcp:HOST:PORT (port 0 picks a free port).
+    /// Listen address: unix:PATH or tcp:HOST:PORT (port 0 picks a free port).
     #[arg(long)]
     listen: EngineEndpoint,
     /// Read the bearer token from this file descriptor, to its end, instead of

@@ -11,8 +11,8 @@
 //! Start to ready: from spawning the process until its readiness line is read, over 50
 //! starts. Added time to first token: per turn, the engine's time from request to the first
 //! `message.delta` minus the time from request to the first `text_delta` when the same client
-//! calls the stand-in directly, paired and interleaved over 50 turns; the median of the
-//! differences is reported. Per token: the same for the time between later deltas.
+//! calls the stand-in directly. Turns are paired and interleaved over 50 turns, and the median
+//! of the differences is reported. Per token: the same for the time between later deltas.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

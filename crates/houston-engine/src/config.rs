@@ -127,7 +127,7 @@ impl FromStr for ProviderKind {
     }
 }
 
-/// Retry policy for overloaded (529) and rate-limited (429) answers.
+/// Retry policy for overloaded (529) and rate-limited (429) responses.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_retries: u32,

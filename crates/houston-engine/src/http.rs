@@ -1,9 +1,9 @@
 //! Outbound HTTP for model providers and tools, direct or through the egress proxy.
 //!
-//! With `HOUSTON_EGRESS_SOCKET=/path` set, every request connects to that Unix socket and is
-//! sent as an HTTP/1.1 proxy request with the absolute-form URI of the real URL
-//! (`POST https://api.anthropic.com/v1/messages HTTP/1.1`), in plain text: the egress proxy
-//! does TLS upstream and adds the provider credential. Without it, the client connects to the
+//! With an egress socket configured (`HOUSTON_EGRESS_SOCKET` for the binary), every request
+//! connects to that Unix socket. It is sent in plain text as an HTTP/1.1 proxy request with the
+//! absolute-form URI of the real URL (`POST https://api.anthropic.com/v1/messages HTTP/1.1`),
+//! because the egress proxy does TLS upstream and adds the provider credential. Without it, the client connects to the
 //! URL's host itself, with TLS (webpki roots) for `https`.
 //!
 //! Each request uses a fresh HTTP/1.1 connection. Model calls are long streams, so a
@@ -27,7 +27,7 @@ pub const EGRESS_SOCKET_ENV: &str = "HOUSTON_EGRESS_SOCKET";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why an outbound request failed before a response arrived.
+/// Error of an outbound request that failed before a response arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("invalid URL {0}: expected http:// or https:// with a host")]
@@ -64,7 +64,7 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client that connects to each URL's host itself.
+    /// Creates a client that connects to each URL's host itself.
     #[must_use]
     pub fn direct() -> Self {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
@@ -77,7 +77,7 @@ impl HttpClient {
         Self { route: Route::Direct { tls: tokio_rustls::TlsConnector::from(Arc::new(config)) } }
     }
 
-    /// A client that sends every request through the egress proxy at `socket`.
+    /// Creates a client that sends every request through the egress proxy at `socket`.
     #[must_use]
     pub fn egress(socket: PathBuf) -> Self {
         Self { route: Route::Egress { socket } }

@@ -1,4 +1,4 @@
-//! The per-agent runtime: one agent folder answering streamed chat turns over HTTP.
+//! The per-agent runtime: one agent folder that serves streamed chat turns over HTTP.
 //!
 //! The engine owns one agent folder (`houston.json`, `CLAUDE.md`, skills, `knowledge/` and
 //! `.houston/`). For each turn it stores the user message, builds the prompt from the persona,
@@ -37,7 +37,7 @@ use crate::folder::{AgentFolder, FolderError};
 use crate::providers::ProviderError;
 use crate::turns::TurnRegistry;
 
-/// Why the engine could not start.
+/// Error of [`Engine::open`]: the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("failed to load the agent folder: {0}")]

@@ -1,8 +1,9 @@
 //! The agent definition: Houston's `houston.json`.
 //!
-//! A definition names the agent (`id`, `name`, `description`, `icon`, `category`, …), the
-//! integrations it uses (each becomes a toolkit offered to the model) and its `agentSeeds`:
-//! files, keyed by a path relative to the agent folder, that an import writes once.
+//! A definition names the agent (`id`, `name`, `description`, `icon`, `category`, …) and the
+//! integrations it uses, each of which becomes a toolkit offered to the model. Its
+//! `agentSeeds` are files, keyed by a path relative to the agent folder, that an import writes
+//! once.
 //!
 //! Parsing checks every field and reports the first problem with the JSON path of the field.
 //! Seed paths are checked so that an import can never write outside the agent folder.
@@ -46,8 +47,8 @@ pub struct AgentDefinition {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Why a `houston.json` was rejected. `field` is the JSON path of the offending value
-/// (`.` for the document itself).
+/// Rejection of a `houston.json`. `field` is the JSON path of the offending value (`.` for
+/// the document itself).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {reason}")]
 pub struct DefinitionError {

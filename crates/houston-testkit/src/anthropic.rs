@@ -39,7 +39,7 @@ pub enum Step {
     Delay(Duration),
 }
 
-/// What the stand-in answers to one request.
+/// The stand-in's response to one request.
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// HTTP 200 with a server-sent events body made of these steps.
@@ -277,7 +277,7 @@ impl StandIn {
     }
 }
 
-/// The default reply: quotes the last user message (or tool result) in several pieces.
+/// Builds the default reply, which quotes the last user message (or tool result) in several pieces.
 #[must_use]
 pub fn default_reply(request: &RecordedRequest, delay: Option<Duration>) -> Reply {
     let quoted = request.last_user_text();

@@ -1,7 +1,7 @@
 //! Local stand-ins for third-party services, for tests and benchmarks.
 //!
 //! Each stand-in listens on `127.0.0.1:0` in-process, speaks the documented wire protocol of
-//! the service it replaces, answers from per-test scripts (or a default reply) and records the
+//! the service it replaces, replies from per-test scripts (or a default reply) and records the
 //! requests it received so tests can assert on headers and bodies.
 //!
 //! - [`anthropic`]: the Anthropic Messages API with server-sent events.

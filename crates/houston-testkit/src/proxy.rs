@@ -3,7 +3,7 @@
 //!
 //! It reads each request head, records its request line (so a test can check that the
 //! engine sent the absolute-form URI), forwards the bytes unchanged to one TCP upstream and
-//! copies the answer back. Upstream servers built on hyper accept absolute-form targets.
+//! copies the response back. Upstream servers built on hyper accept absolute-form targets.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

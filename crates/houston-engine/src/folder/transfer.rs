@@ -12,7 +12,7 @@ use houston_protocol::AgentDefinition;
 
 use super::{AgentFolder, FolderError, load_definition};
 
-/// Why an import, export or listing failed.
+/// Error of an import, export or listing.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
     #[error("{0} has no houston.json, so it is not a Houston agent definition folder")]
@@ -27,7 +27,7 @@ pub enum TransferError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
-/// What an import did.
+/// Summary of an import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub agent_id: String,

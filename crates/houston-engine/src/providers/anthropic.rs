@@ -34,8 +34,7 @@ impl AnthropicProvider {
     /// Builds the provider.
     ///
     /// # Errors
-    /// Returns [`ProviderError::InvalidResponse`] never; the signature leaves room for
-    /// validating settings.
+    /// Returns [`ProviderError::InvalidResponse`] when the base URL does not form a valid URI.
     pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let url = format!("{}/v1/messages", settings.base_url);
         url.parse::<hyper::Uri>()

@@ -36,7 +36,7 @@ struct KnowledgeIndex {
     id_field: Field,
 }
 
-/// Answers from the knowledge files.
+/// Provider that quotes the knowledge files.
 pub struct OfflineProvider {
     folder: Arc<AgentFolder>,
     index: OnceCell<Arc<KnowledgeIndex>>,

@@ -1,4 +1,4 @@
-//! The one place engine errors become HTTP answers with the shared error body.
+//! The one place engine errors become HTTP responses with the shared error body.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -20,7 +20,7 @@ impl FieldError {
     }
 }
 
-/// An error answer: status plus error body.
+/// An error response: status plus error body.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

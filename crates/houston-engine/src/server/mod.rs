@@ -2,7 +2,7 @@
 //!
 //! | route | purpose |
 //! |---|---|
-//! | `POST /v1/sessions/{session_id}/turns` | start a turn, answer with its event stream |
+//! | `POST /v1/sessions/{session_id}/turns` | start a turn and stream its events |
 //! | `GET /v1/sessions/{session_id}/turns/{turn_id}/events` | replay after `?after=N` or `Last-Event-ID`, then follow |
 //! | `POST /v1/sessions/{session_id}/turns/{turn_id}/cancel` | cancel a running turn |
 //! | `GET /v1/users/{user_id}/sessions` | a user's sessions |
@@ -37,7 +37,7 @@ use crate::sessions::SessionStore;
 use crate::tools::Toolbox;
 use crate::turns::{TurnEnv, TurnRegistry};
 
-/// Why serving failed.
+/// Error of the HTTP server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("the HTTP server failed: {0}")]

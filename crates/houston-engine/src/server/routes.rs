@@ -120,6 +120,8 @@ fn find_turn(state: &AppState, session_id: &str, turn_id: &str) -> Result<Arc<Tu
     let (Some(session_id), Some(turn_id)) = (session_id, turn_id) else {
         return Err(ApiError::invalid(errors));
     };
+    // NOTE: only turns of this engine process are found; after a restart the events of
+    // earlier turns are gone, and their text is in the session history.
     match state.env.registry.get(&turn_id) {
         Some(handle) if handle.session_id == session_id => Ok(handle),
         _ => Err(ApiError::not_found("turn_not_found", format!("turn {turn_id} is not known to this engine"))),

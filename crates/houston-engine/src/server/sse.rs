@@ -1,4 +1,4 @@
-//! The `text/event-stream` answer of a turn: replay from a `seq`, then follow live events,
+//! The `text/event-stream` response of a turn: replay from a `seq`, then follow live events,
 //! with a heartbeat comment while idle. The stream ends after the terminal event.
 
 use std::convert::Infallible;
@@ -58,7 +58,7 @@ async fn next_chunk(mut follower: Follower) -> Option<(Result<Bytes, Infallible>
         tokio::select! {
             changed = follower.changes.changed() => {
                 // The sender lives in the handle this follower holds, so this cannot fail
-                // while the stream exists; ending is the safe answer if it ever does.
+                // while the stream exists; ending the stream is the safe choice if it ever does.
                 if changed.is_err() {
                     return None;
                 }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::record::SessionRecord;
 
-/// Why a session file operation failed.
+/// Error of a session file operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("failed to {operation} {path}: {source}")]

@@ -22,7 +22,7 @@ use crate::providers::ModelProvider;
 use crate::sessions::{AssistantRecord, LoadMode, SessionRecord, SessionStore, StoreError, TurnStatus, UserRecord, now};
 use crate::tools::Toolbox;
 
-/// What every turn needs, shared by all turns of the engine.
+/// Dependencies shared by all turns of the engine.
 pub struct TurnEnv {
     pub folder: Arc<AgentFolder>,
     pub store: SessionStore,
@@ -44,7 +44,7 @@ pub struct NewTurn {
     pub idempotency_key: Option<String>,
 }
 
-/// Why [`accept`] did not start a turn.
+/// Error of [`accept`].
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     #[error("{0:?}")]
@@ -55,7 +55,7 @@ pub enum AcceptError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The error recorded for a turn that was running when the engine died.
+/// Returns the error recorded for a turn that was running when the engine died.
 #[must_use]
 pub fn interrupted_error() -> TurnError {
     TurnError {

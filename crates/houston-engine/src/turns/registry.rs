@@ -1,4 +1,4 @@
-//! The turns the engine knows: running ones, recently finished ones, the session each one
+//! The turns the engine tracks: running ones, recently finished ones, the session each one
 //! holds, and idempotency keys.
 //!
 //! A session is held by at most one running turn. That makes the running turn the session
@@ -11,7 +11,7 @@ use houston_protocol::{SessionId, TurnId, UserId};
 
 use super::log::TurnHandle;
 
-/// Why a new turn cannot start.
+/// Reason a new turn cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Another turn is running on the session.

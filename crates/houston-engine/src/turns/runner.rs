@@ -18,7 +18,7 @@ use crate::tools::{OfferedTools, ToolContext, ToolOutput};
 /// Largest tool error text copied into a `tool.finished` event, in characters.
 const MAX_EVENT_MESSAGE_CHARS: usize = 300;
 
-/// What the turn produced so far, kept outside the model call so a cancelled turn still
+/// Text, tool calls and usage the turn produced so far, kept outside the model call so a cancelled turn still
 /// stores the text its client saw.
 #[derive(Default)]
 struct Transcript {

@@ -44,7 +44,7 @@ pub fn anthropic_settings(base_url: &str, key: Option<&str>) -> ProviderSettings
     }
 }
 
-/// A configuration with short heartbeats, for tests.
+/// Builds a configuration with short heartbeats, for tests.
 pub fn config(dir: &Path, provider: ProviderSettings) -> EngineConfig {
     let mut config = EngineConfig::new(dir, SecretString::from(TOKEN.to_owned()), provider);
     config.heartbeat_interval = Duration::from_millis(200);
