@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react';
 import { Markdown } from '../components/Markdown';
+import { ApprovalCard, ConnectCard } from './ToolCards';
 import type { ToolLine, Turn } from './turns';
 
 /** Formats a duration: milliseconds below one second, else seconds with one decimal. */
@@ -30,18 +31,15 @@ const TOOL_OUTCOME_TEXT: Record<ToolLine['state'], string> = {
   needs_approval: 'waiting for approval',
 };
 
-function ToolStatus({ tool }: { tool: ToolLine }) {
+function ToolStatus({ tool, turnId }: { tool: ToolLine; turnId: string | undefined }) {
   return (
     <li className={`status-line tool ${tool.state}`} data-tool-state={tool.state}>
       {tool.state === 'running' && <span className="spinner" aria-hidden="true" />}
       <span>{tool.label}</span>
       {tool.state !== 'running' && <span className="outcome">{TOOL_OUTCOME_TEXT[tool.state]}</span>}
       {tool.message && <span className="tool-message">{tool.message}</span>}
-      {tool.connectUrl && (
-        <a href={tool.connectUrl} target="_blank" rel="noopener noreferrer">
-          Connect {tool.tool}
-        </a>
-      )}
+      {tool.state === 'needs_connection' && tool.connectUrl && <ConnectCard tool={tool} />}
+      {tool.state === 'needs_approval' && <ApprovalCard tool={tool} turnId={turnId} />}
     </li>
   );
 }
@@ -63,7 +61,7 @@ export function TurnView({ turn, agentName, onRetry }: { turn: Turn; agentName: 
         {turn.tools.length > 0 && (
           <ul className="tools" aria-label="Tool calls">
             {turn.tools.map((tool) => (
-              <ToolStatus key={tool.callId} tool={tool} />
+              <ToolStatus key={tool.callId} tool={tool} turnId={turn.turnId} />
             ))}
           </ul>
         )}

@@ -10,6 +10,8 @@ export interface ToolLine {
   state: 'running' | ToolOutcome | 'needs_connection' | 'needs_approval';
   message?: string;
   connectUrl?: string;
+  /** The toolkit to connect, from `tool.needs_connection`. */
+  toolkit?: string;
 }
 
 export type TurnStatus = 'sending' | 'streaming' | 'completed' | 'failed' | 'cancelled' | 'lost';
@@ -81,8 +83,8 @@ export function applyEvent(turn: Turn, event: StreamEvent, now = Date.now()): Tu
         tools: updateTool(
           next,
           event.call_id,
-          (tool) => ({ ...tool, state: 'needs_connection', connectUrl: event.connect_url }),
-          { callId: event.call_id, tool: event.toolkit, label: event.toolkit, state: 'needs_connection' },
+          (tool) => ({ ...tool, state: 'needs_connection', connectUrl: event.connect_url, toolkit: event.toolkit }),
+          { callId: event.call_id, tool: event.toolkit, label: event.toolkit, state: 'needs_connection', toolkit: event.toolkit },
         ),
       };
     case 'tool.approval_requested':
