@@ -228,6 +228,23 @@ test('stop cancels the answer', async () => {
   assert.ok(stopped.text.length < expectedAnswer(LONG_QUESTION).length, 'the answer ran to the end');
 });
 
+test('keyboard: Shift+Enter, Enter and Esc', async () => {
+  const { page } = juan;
+  const input = page.getByLabel(/^Message /);
+  const answersBefore = await page.locator('.message.assistant').count();
+  await input.fill('first line');
+  await input.press('Shift+Enter');
+  await input.pressSequentially('second line');
+  assert.equal(await input.inputValue(), 'first line\nsecond line');
+  assert.equal(await page.locator('.message.assistant').count(), answersBefore, 'Shift+Enter sent the message');
+
+  await input.press('Enter');
+  await waitForText(page, 20);
+  await page.keyboard.press('Escape');
+  await waitForStatus(page, 'cancelled', 30_000);
+  assert.equal(await page.locator('.message.user').last().textContent(), 'You said:first line\nsecond line');
+});
+
 test('admin grant shows the Sales tile without signing in again', async () => {
   await signIn(admin, '09-admin');
   await juan.page.goto(`${proxy.url}/`);

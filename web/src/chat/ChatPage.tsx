@@ -61,7 +61,7 @@ export function ChatPage() {
   const { agent, error: agentError } = useAgent(agentParam);
   const [sessions, setSessions] = useState<SessionSummary[]>([]);
   const [sidebarOpen, setSidebarOpen] = useState(false);
-  const endRef = useRef<HTMLDivElement>(null);
+  const listRef = useRef<HTMLOListElement>(null);
 
   const reloadSessions = useCallback(() => {
     api.sessions(agentParam).then(setSessions, () => undefined);
@@ -92,10 +92,21 @@ export function ChatPage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
+  // Follow the answer as it grows, unless the user scrolled up to read something older.
   const lastText = chat.turns.at(-1)?.text;
+  const pinnedRef = useRef(true);
   useEffect(() => {
-    endRef.current?.scrollIntoView({ block: 'end' });
-  }, [chat.turns.length, lastText]);
+    const list = listRef.current;
+    if (list && pinnedRef.current) {
+      list.scrollTop = list.scrollHeight;
+    }
+  }, [chat.turns.length, lastText, chat.running]);
+  const onScroll = () => {
+    const list = listRef.current;
+    if (list) {
+      pinnedRef.current = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    }
+  };
 
   if (agentError instanceof ApiError && agentError.isNotFound) {
     return <NotFoundPage what="Agent" />;
@@ -131,7 +142,7 @@ export function ChatPage() {
         </div>
         {agentError !== null && <Alert>{describeError(agentError)}</Alert>}
         {chat.loadError !== null && <Alert>{describeError(chat.loadError)}</Alert>}
-        <ol className="turns" aria-label="Conversation">
+        <ol className="turns" aria-label="Conversation" ref={listRef} onScroll={onScroll} tabIndex={0}>
           {chat.turns.length === 0 && !chat.loading && (
             <li className="empty-chat">
               <p>{agent?.description}</p>
@@ -141,7 +152,6 @@ export function ChatPage() {
             <TurnView key={turn.key} turn={turn} agentName={agentName} onRetry={chat.retry} />
           ))}
         </ol>
-        <div ref={endRef} />
         <Composer agentName={agentName} running={chat.running} onSend={chat.send} onStop={chat.stop} />
       </main>
     </div>

@@ -60,11 +60,15 @@ export function Composer({ agentName, running, onSend, onStop }: ComposerProps) 
         ref={inputRef}
         rows={2}
         value={text}
-        placeholder={`Message ${agentName}…  (Enter sends, Shift+Enter for a new line)`}
+        placeholder={`Message ${agentName}…`}
+        aria-describedby="composer-keys"
         onChange={(event) => setText(event.target.value)}
         onKeyDown={onKeyDown}
         autoFocus
       />
+      <p id="composer-keys" className="composer-keys">
+        Enter sends · Shift+Enter starts a new line · Esc stops the answer
+      </p>
       {running ? (
         <button type="button" className="button stop" onClick={onStop} aria-keyshortcuts="Escape">
           Stop
