@@ -47,7 +47,7 @@ export function AuditPage() {
       <form className="inline-form" onSubmit={apply}>
         <label>
           Action
-          <input value={draft.action} placeholder="e.g. chat" onChange={(event) => setDraft({ ...draft, action: event.target.value })} />
+          <input value={draft.action} placeholder="e.g. agent.chat" onChange={(event) => setDraft({ ...draft, action: event.target.value })} />
         </label>
         <label>
           User
