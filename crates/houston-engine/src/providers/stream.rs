@@ -17,6 +17,11 @@ use crate::http::HttpClient;
 /// Largest error body read from a failed response, in bytes.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Longest wait for a response head or for the next piece of a streaming body. Anthropic
+/// sends `ping` events while a response is being generated, so a silent stream this long is
+/// treated as dead rather than slow.
+pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Sends the request built by `build` and returns the body of a 200 response.
 ///
 /// Answers 429, 503 and 529 are retried up to `retry.max_retries` times with exponential
@@ -29,7 +34,9 @@ pub(super) async fn post_with_retries(
 ) -> Result<Incoming, ProviderError> {
     let mut attempt = 0;
     loop {
-        let response = client.send(build()).await?;
+        let response = tokio::time::timeout(IDLE_TIMEOUT, client.send(build()))
+            .await
+            .map_err(|_| ProviderError::Body(format!("no response head within {} s", IDLE_TIMEOUT.as_secs())))??;
         let status = response.status();
         if status == StatusCode::OK {
             return Ok(response.into_body());
@@ -94,7 +101,10 @@ impl SseReader {
             if let Some(frame) = self.pending.pop_front() {
                 return Ok(Some(frame));
             }
-            let Some(frame) = self.body.frame().await else {
+            let next = tokio::time::timeout(IDLE_TIMEOUT, self.body.frame())
+                .await
+                .map_err(|_| ProviderError::Body(format!("the stream sent nothing for {} s", IDLE_TIMEOUT.as_secs())))?;
+            let Some(frame) = next else {
                 return Ok(None);
             };
             let frame = frame.map_err(|error| ProviderError::Body(error.to_string()))?;

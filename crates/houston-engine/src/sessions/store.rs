@@ -306,4 +306,33 @@ mod tests {
         assert_eq!(sessions[0].title, "second question");
         assert!(store.list(&UserId::parse("nobody").unwrap()).unwrap().is_empty());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn valid_records_survive_garbage_lines(entries in proptest::collection::vec(
+            proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..80)), 0..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SessionStore::new(dir.path());
+            let (user, session) = ids();
+            let path = store.path(&user, &session);
+            let mut expected = Vec::new();
+            for (index, entry) in entries.iter().enumerate() {
+                match entry {
+                    None => {
+                        let turn = format!("t{index}");
+                        store.append(&user, &session, &user_record(&turn, "text")).unwrap();
+                        expected.push(turn);
+                    }
+                    Some(garbage) => {
+                        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                        let mut file = OpenOptions::new().append(true).create(true).open(&path).unwrap();
+                        file.write_all(garbage).unwrap();
+                    }
+                }
+            }
+            let records = store.load(&user, &session, LoadMode::Writer).unwrap().unwrap_or_default();
+            let turns: Vec<String> = records.iter().map(|r| r.turn_id().as_str().to_owned()).collect();
+            proptest::prop_assert_eq!(turns, expected);
+        }
+    }
 }
