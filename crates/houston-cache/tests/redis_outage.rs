@@ -205,3 +205,38 @@ async fn starts_down_then_connects() {
     assert!(caches.permissions.get(&key).await.hit().is_some());
     assert_eq!(logs.count(UP_LOG), 1, "{}", logs.text());
 }
+
+#[tokio::test]
+async fn stalled_redis_times_out_once() {
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+    let server = throwaway_or_skip!();
+    let caches_replica = replica(&server.url(), &unique_prefix("stalled")).await;
+    let caches = bundle(&caches_replica);
+    let timeout = config("redis://unused", "unused").command_timeout;
+
+    server.pause();
+    let started = Instant::now();
+    let first = caches.permissions.get(&common::key("acme", "juan", "hr")).await;
+    let first_time = started.elapsed();
+    assert!(first.hit().is_none());
+    assert!(first_time >= timeout, "the first lookup returned before the timeout: {first_time:?}");
+    assert!(first_time <= timeout + Duration::from_millis(100), "the first lookup took {first_time:?}");
+
+    // The outage is known now: later lookups do not wait at all.
+    for _ in 0..50 {
+        let started = Instant::now();
+        assert!(caches.permissions.get(&common::key("acme", "ana", "hr")).await.hit().is_none());
+        assert!(started.elapsed() < Duration::from_millis(5), "lookup waited {:?}", started.elapsed());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(logs.count(DOWN_LOG), 1, "{}", logs.text());
+
+    server.resume();
+    let recovered = wait_until(Duration::from_secs(5), Duration::from_millis(10), || async {
+        caches_replica.is_up()
+    })
+    .await;
+    assert!(recovered.is_some(), "replica did not recover after Redis resumed");
+    assert_eq!(logs.count(UP_LOG), 1, "{}", logs.text());
+}

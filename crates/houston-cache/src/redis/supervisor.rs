@@ -37,7 +37,7 @@ impl Events {
     }
 }
 
-/// Runs until both clients are closed.
+/// Runs until a client is closed with QUIT; dropping [`super::RedisCaches`] aborts it.
 pub(crate) async fn supervise(shared: Arc<Shared>, events: Events, probe_interval: Duration) {
     let Events { mut messages, mut subscriber_errors, mut client_errors, mut reconnects } = events;
     let mut probe = tokio::time::interval(probe_interval);
