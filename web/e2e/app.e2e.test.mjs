@@ -6,10 +6,11 @@
 //   npm --prefix web run e2e
 
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  REPO_DIR,
   SCREENSHOT_DIR,
   launchBrowser,
   screenshot,
@@ -145,6 +146,9 @@ test('Juan signs in and sees only the HR tile', async () => {
   await phone.getByRole('button', { name: 'Sign in' }).click();
   await phone.locator('.tile').first().waitFor();
   await screenshot(phone, '02-juan-home-phone');
+  await phone.locator('.tile[data-agent="hr"]').click();
+  await phone.getByLabel(/^Message /).waitFor();
+  await screenshot(phone, '02-juan-chat-phone');
   await phone.context().close();
 });
 
@@ -281,6 +285,49 @@ test('revoke removes the tile and the direct link', async () => {
   await juan.page.goto(`${proxy.url}/agents/sales`);
   await juan.page.getByRole('heading', { name: 'Agent not found' }).waitFor();
   await screenshot(juan.page, '14-juan-sales-not-found');
+});
+
+// Reads a real Houston definition from the shared fixtures next to the repository.
+const SUPPORT_AGENT_DIR = path.join(REPO_DIR, '..', 'shared', 'fixtures', 'houston-agents', 'support');
+
+test('admin creates an agent from a definition', async (t) => {
+  if (!existsSync(SUPPORT_AGENT_DIR)) {
+    t.skip(`fixture folder ${SUPPORT_AGENT_DIR} is missing`);
+    return;
+  }
+  const { page } = admin;
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`${proxy.url}/admin/agents`);
+  await page.getByLabel('Or upload houston.json').setInputFiles(path.join(SUPPORT_AGENT_DIR, 'houston.json'));
+  await page.getByLabel('Or upload CLAUDE.md').setInputFiles(path.join(SUPPORT_AGENT_DIR, 'CLAUDE.md'));
+  await page.getByRole('button', { name: 'Create agent' }).click();
+  const created = page.locator('.agent-admin-list details', { hasText: 'Head of Customer Success' });
+  await created.waitFor();
+  await created.locator('summary').click();
+
+  const settings = created.getByRole('form', { name: /^Settings of / });
+  await settings.getByLabel('Idle timeout (seconds)').fill('300');
+  await settings.getByLabel('Keep warm (never sleep)').check();
+  await settings.getByLabel('Allowed hosts (one per line)').fill('api.example.com');
+  await settings.getByRole('button', { name: 'Save settings' }).click();
+  await settings.getByText('Saved.').waitFor();
+  await screenshot(page, '16-admin-created-agent');
+
+  await page.reload();
+  const reloaded = page.locator('.agent-admin-list details', { hasText: 'Head of Customer Success' });
+  await reloaded.locator('summary').click();
+  const stored = reloaded.getByRole('form', { name: /^Settings of / });
+  assert.equal(await stored.getByLabel('Idle timeout (seconds)').inputValue(), '300');
+  assert.equal(await stored.getByLabel('Keep warm (never sleep)').isChecked(), true);
+  assert.equal(await stored.getByLabel('Allowed hosts (one per line)').inputValue(), 'api.example.com');
+
+  await page.goto(`${proxy.url}/admin/audit`);
+  await page.getByLabel('Action').fill('agent.create');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.locator('tbody tr', { hasText: 'agent.create' }).first().waitFor();
+  const actions = await page.locator('tbody tr td:nth-child(3)').allTextContents();
+  assert.ok(actions.length > 0 && actions.every((action) => action === 'agent.create'), `rows: ${actions}`);
+  await screenshot(page, '17-admin-audit-filtered');
 });
 
 test('admin pages render at desktop and phone width', async () => {
