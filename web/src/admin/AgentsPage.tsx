@@ -141,6 +141,8 @@ export function AgentsPage() {
   const { api } = useApp();
   const { data: agents, error, reload, workspaceId } = useAdminData((id) => api.workspaceAgents(id));
   const action = useAction();
+  // A new key after each creation gives a blank form, file inputs included.
+  const [formKey, setFormKey] = useState(0);
 
   return (
     <section aria-labelledby="agents-heading">
@@ -171,7 +173,14 @@ export function AgentsPage() {
           </li>
         ))}
       </ul>
-      <CreateAgentForm workspaceId={workspaceId} onCreated={() => void reload()} />
+      <CreateAgentForm
+        key={formKey}
+        workspaceId={workspaceId}
+        onCreated={() => {
+          setFormKey((current) => current + 1);
+          void reload();
+        }}
+      />
     </section>
   );
 }

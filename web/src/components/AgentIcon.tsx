@@ -17,6 +17,15 @@ import {
   Sparkles,
   Target,
   Users,
+  BookOpen,
+  Calendar,
+  ChartLine,
+  Database,
+  Globe,
+  Heart,
+  Shield,
+  TrendingUp,
+  Wrench,
   type LucideIcon,
 } from 'lucide-react';
 
@@ -36,6 +45,15 @@ const ICONS: Record<string, LucideIcon> = {
   Sparkles,
   Target,
   Users,
+  BookOpen,
+  Calendar,
+  ChartLine,
+  Database,
+  Globe,
+  Heart,
+  Shield,
+  TrendingUp,
+  Wrench,
 };
 
 export function AgentIcon({ name, size = 28 }: { name?: string | null; size?: number }) {
