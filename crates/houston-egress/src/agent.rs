@@ -23,8 +23,6 @@ use crate::proxy::{EgressError, Shared};
 use crate::rejection::Rejection;
 use crate::{forward, tunnel};
 
-/// Maximum simultaneous connections on one agent's socket; more are closed on accept.
-const MAX_CONNECTIONS_PER_AGENT: usize = 256;
 /// Rejections logged per agent and minute; the rest are counted and reported once.
 const REJECTION_LOGS_PER_MINUTE: u32 = 20;
 /// Pause after a failed accept, so a persistent error (such as EMFILE) does not spin.
@@ -97,6 +95,9 @@ impl Drop for AgentHandle {
         tracing::info!(agent.id = %self.context.agent_id, "egress socket closed");
     }
 }
+
+/// A connection's place in its agent's connection limit; a tunnel takes it over.
+pub(crate) type ConnectionPermit = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
 
 /// State shared by every connection on one agent's socket.
 pub(crate) struct AgentContext {
@@ -197,12 +198,13 @@ pub(crate) fn open(
             return Err(error);
         }
     };
+    let max_connections = shared.max_connections_per_agent;
     let context = Arc::new(AgentContext {
         agent_id,
         policy: RwLock::new(Arc::new(policy)),
         shared,
         cancel: CancellationToken::new(),
-        connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_AGENT)),
+        connections: Arc::new(Semaphore::new(max_connections)),
         rejection_logs: Mutex::new(RejectionLogWindow {
             started: Instant::now(),
             logged: 0,
@@ -264,10 +266,12 @@ async fn accept_loop(listener: UnixListener, context: Arc<AgentContext>) {
 async fn serve_connection(
     context: Arc<AgentContext>,
     stream: UnixStream,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
+    let permit: ConnectionPermit = Arc::new(Mutex::new(Some(permit)));
     let service_context = context.clone();
-    let service = service_fn(move |request| handle(service_context.clone(), request));
+    let service =
+        service_fn(move |request| handle(service_context.clone(), permit.clone(), request));
     let connection = http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -283,10 +287,11 @@ async fn serve_connection(
 
 async fn handle(
     context: Arc<AgentContext>,
+    permit: ConnectionPermit,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     if request.method() == Method::CONNECT {
-        return Ok(tunnel::open_tunnel(context, request).await);
+        return Ok(tunnel::open_tunnel(context, permit, request).await);
     }
     Ok(forward::forward_http(context, request).await)
 }

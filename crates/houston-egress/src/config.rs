@@ -16,6 +16,8 @@ pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com";
 pub const COMPOSIO_DEFAULT_BASE_URL: &str = "https://backend.composio.dev";
 /// Default time allowed for opening a TCP connection to an upstream.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default maximum of simultaneous connections (open tunnels included) of one agent.
+pub const DEFAULT_MAX_CONNECTIONS_PER_AGENT: usize = 256;
 
 /// Invalid egress configuration.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,9 @@ pub struct EgressConfig {
     pub log_path: PathBuf,
     /// Time allowed for opening a TCP connection to an upstream.
     pub connect_timeout: Duration,
+    /// Maximum simultaneous connections of one agent; an open tunnel keeps the place of the
+    /// connection that opened it. Connections beyond it are closed on accept.
+    pub max_connections_per_agent: usize,
 }
 
 impl EgressConfig {
@@ -170,6 +175,7 @@ impl EgressConfig {
             upstreams,
             log_path,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_connections_per_agent: DEFAULT_MAX_CONNECTIONS_PER_AGENT,
         })
     }
 

@@ -36,7 +36,8 @@ pub use address::forbidden_range;
 pub use agent::AgentHandle;
 pub use config::{
     ANTHROPIC_DEFAULT_BASE_URL, COMPOSIO_DEFAULT_BASE_URL, ConfigError, CredentialHeader,
-    DEFAULT_CONNECT_TIMEOUT, EgressConfig, OPENAI_DEFAULT_BASE_URL, TrustedUpstream,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_AGENT, EgressConfig,
+    OPENAI_DEFAULT_BASE_URL, TrustedUpstream,
 };
 pub use log::{EgressKind, EgressLog, EgressLogEntry, EgressOutcome};
 pub use policy::{AgentEgressPolicy, PolicyError};

@@ -41,7 +41,7 @@ impl HostPattern {
     }
 }
 
-/// What one agent may reach through the egress proxy.
+/// The hosts one agent may reach through the egress proxy.
 ///
 /// A trusted upstream is reachable only when its host is in `allowed_hosts`, so the default
 /// policy ([`crate::EgressProxy::default_policy`]) lists the trusted upstreams' hosts, and an

@@ -83,6 +83,7 @@ pub(crate) struct Shared {
     /// TLS for https requests to other hosts, over a connection to a checked address.
     pub tls: TlsConnector,
     pub connect_timeout: Duration,
+    pub max_connections_per_agent: usize,
     /// Outbound TCP connection attempts, trusted and direct together.
     pub attempts: Arc<AtomicU64>,
     pub open_agents: Mutex<HashSet<AgentId>>,
@@ -156,12 +157,33 @@ impl EgressProxyBuilder {
             pooled,
             tls: TlsConnector::from(Arc::new(tls_config)),
             connect_timeout: config.connect_timeout,
+            max_connections_per_agent: config.max_connections_per_agent,
             attempts,
             open_agents: Mutex::new(HashSet::new()),
         };
+        log_effective_config(&shared);
         Ok(EgressProxy {
             shared: Arc::new(shared),
         })
+    }
+}
+
+/// Logs what the proxy trusts, without credentials, so an operator can check the setup.
+fn log_effective_config(shared: &Shared) {
+    let upstreams: Vec<String> = shared
+        .upstreams
+        .iter()
+        .map(|upstream| format!("{} {}", upstream.name, upstream.origin))
+        .collect();
+    tracing::info!(
+        upstreams = ?upstreams,
+        log = %shared.log.path().display(),
+        connect_timeout_ms = shared.connect_timeout.as_millis(),
+        max_connections_per_agent = shared.max_connections_per_agent,
+        "egress proxy ready"
+    );
+    if shared.check.allow_loopback {
+        tracing::warn!("egress proxy lets allowlisted hosts resolve to loopback (test override)");
     }
 }
 

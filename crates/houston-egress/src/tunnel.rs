@@ -3,8 +3,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 
 use hyper::body::Incoming;
@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::agent::AgentContext;
+use crate::agent::{AgentContext, ConnectionPermit};
 use crate::body::{LogRecord, ProxyBody, full_body};
 use crate::connect::connect_checked;
 use crate::log::{EgressKind, EgressOutcome};
@@ -24,6 +24,7 @@ use crate::target::parse_connect_target;
 /// unreachable target gets an error status instead of a tunnel that closes at once.
 pub(crate) async fn open_tunnel(
     context: Arc<AgentContext>,
+    connection_permit: ConnectionPermit,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let mut record = context.start_record(EgressKind::Connect, "CONNECT");
@@ -58,7 +59,16 @@ pub(crate) async fn open_tunnel(
 
     record.entry.outcome = EgressOutcome::Forwarded;
     record.entry.status = 200;
-    tokio::spawn(relay_tunnel(context.clone(), request, upstream, record));
+    // The tunnel outlives the HTTP connection that opened it, so it takes over the
+    // connection's place in the agent's connection limit.
+    let permit = connection_permit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    tokio::spawn(async move {
+        relay_tunnel(context.clone(), request, upstream, record).await;
+        drop(permit);
+    });
     Response::new(full_body(bytes::Bytes::new()))
 }
 

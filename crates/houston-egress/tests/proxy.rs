@@ -133,6 +133,7 @@ async fn redirect_to_metadata_is_rejected() {
     let options = ProxyOptions {
         extra_hosts: vec!["169.254.169.254", "metadata.test"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
 
@@ -173,6 +174,7 @@ async fn redirect_to_metadata_name_is_rejected() {
     let options = ProxyOptions {
         extra_hosts: vec!["metadata.test"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
 
@@ -206,6 +208,7 @@ async fn ipv4_mapped_loopback_is_rejected() {
     let options = ProxyOptions {
         extra_hosts: vec!["[::ffff:127.0.0.1]"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
     let attempts_before = fixture.proxy.upstream_connection_attempts();
@@ -229,6 +232,7 @@ async fn special_addresses_are_rejected() {
     let options = ProxyOptions {
         extra_hosts: vec!["private.test", "mixed.test", "10.0.0.5", "[::1]"],
         allow_loopback: false,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
     let port = fixture.upstream.address.port();
@@ -260,6 +264,7 @@ async fn connect_to_denied_host_is_rejected() {
     let options = ProxyOptions {
         extra_hosts: vec!["metadata.test"],
         allow_loopback: false,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
 
@@ -286,6 +291,7 @@ async fn connect_tunnels_to_allowed_host() {
     let options = ProxyOptions {
         extra_hosts: vec!["allowed.test"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
     let target = format!("allowed.test:{}", fixture.upstream.address.port());
@@ -326,6 +332,7 @@ async fn allowlisted_host_gets_no_credential() {
     let options = ProxyOptions {
         extra_hosts: vec!["allowed.test"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
     let port = fixture.upstream.address.port();
@@ -459,6 +466,7 @@ async fn closing_handle_ends_open_tunnel() {
     let options = ProxyOptions {
         extra_hosts: vec!["allowed.test"],
         allow_loopback: true,
+        ..ProxyOptions::default()
     };
     let fixture = Fixture::start(options).await;
     let target = format!("allowed.test:{}", fixture.upstream.address.port());
@@ -478,4 +486,51 @@ async fn closing_handle_ends_open_tunnel() {
         .await
         .expect("the tunnel closes when the handle is closed");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
+#[tokio::test]
+async fn tunnel_counts_against_connection_limit() {
+    let options = ProxyOptions {
+        extra_hosts: vec!["allowed.test"],
+        allow_loopback: true,
+        max_connections: Some(1),
+    };
+    let fixture = Fixture::start(options).await;
+    let target = format!("allowed.test:{}", fixture.upstream.address.port());
+    let request = Request::connect(&target)
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    let response = fixture.send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tunnel = TokioIo::new(hyper::upgrade::on(response).await.expect("tunnel opened"));
+
+    // The open tunnel takes the agent's only place, so a new connection is closed at once.
+    assert!(try_get(&fixture).await.is_err());
+
+    drop(tunnel);
+    let mut reopened = false;
+    for _ in 0..100 {
+        if try_get(&fixture).await.is_ok() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened, "the place is free again once the tunnel closed");
+}
+
+/// Sends one request to the trusted upstream, returning an error when the proxy closes the
+/// connection instead of responding.
+async fn try_get(fixture: &Fixture) -> Result<StatusCode, hyper::Error> {
+    let stream = tokio::net::UnixStream::connect(&fixture.socket)
+        .await
+        .expect("connect to the egress socket");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let url = format!("{}/echo", fixture.anthropic_origin());
+    let request = Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    Ok(sender.send_request(request).await?.status())
 }

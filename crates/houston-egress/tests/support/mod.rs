@@ -134,6 +134,8 @@ pub struct ProxyOptions {
     pub extra_hosts: Vec<&'static str>,
     /// Lets allowlisted hosts resolve to loopback (the test-only override).
     pub allow_loopback: bool,
+    /// Replaces the default connection limit per agent.
+    pub max_connections: Option<usize>,
 }
 
 /// A proxy with the upstream configured as trusted Anthropic (`http://127.0.0.1:PORT`) and
@@ -161,8 +163,11 @@ impl Fixture {
             TrustedUpstream::openai(&openai_url, SecretString::from(OPENAI_KEY))
                 .expect("valid upstream"),
         ];
-        let config =
+        let mut config =
             EgressConfig::new(upstreams, dir.path().join("egress.jsonl")).expect("valid config");
+        if let Some(limit) = options.max_connections {
+            config.max_connections_per_agent = limit;
+        }
         let resolver = test_resolver();
 
         // mixed.test has a public address, so with loopback allowed it would pass the check
