@@ -159,6 +159,42 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_insert_never_survives_invalidation() {
+        // Writers store the generation they read; after an invalidation returns, no value
+        // read before it may remain.
+        let store = std::sync::Arc::new(LocalStore::<u32, u64>::new(1_000));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let store = store.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        for key in 0..64 {
+                            let generation = store.generation();
+                            store.insert(key, generation, TTL, generation);
+                        }
+                    }
+                })
+            })
+            .collect();
+
+        for _ in 0..2_000 {
+            store.remove_matching(|_| true);
+            let current = store.generation();
+            for key in 0..64 {
+                if let Some(stored) = store.get(&key) {
+                    assert!(stored >= current, "value from generation {stored} survived {current}");
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+    }
+
+    #[test]
     fn capacity_is_bounded() {
         let store = LocalStore::new(SHARDS * 10);
         for index in 0..10_000 {

@@ -228,3 +228,57 @@ async fn gcra_script_under_controlled_clock() {
     }
     assert_eq!(caches.check_at(&key, quota, later).await, limited(Duration::from_secs(1)));
 }
+
+/// Reference GCRA, written independently of the crate: returns the retry-after in µs (0 when
+/// allowed) and the new theoretical arrival time.
+fn reference_gcra(tat: Option<u64>, now: u64, quota: Quota) -> (u64, Option<u64>) {
+    let period = quota.period().as_micros() as u64;
+    let interval = (period / u64::from(quota.limit())).max(1);
+    let earliest_next = tat.unwrap_or(now).max(now) + interval;
+    let allowed_at = earliest_next.saturating_sub(period);
+    if allowed_at > now {
+        return (allowed_at - now, tat);
+    }
+    (0, Some(earliest_next))
+}
+
+#[tokio::test]
+async fn gcra_script_matches_reference() {
+    let url = redis_url_or_skip!();
+    let caches = replica(&url, &unique_prefix("gcra-reference")).await;
+    let quotas = [
+        Quota::new(1, Duration::from_millis(100)).unwrap(),
+        Quota::new(5, Duration::from_secs(1)).unwrap(),
+        Quota::new(7, Duration::from_secs(60)).unwrap(),
+    ];
+    // A fixed linear congruential sequence keeps the run reproducible.
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next_random = move || {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed >> 33
+    };
+
+    let mut limited_count = 0;
+    for (index, quota) in quotas.into_iter().enumerate() {
+        let key = user_key(&format!("user-{index}"));
+        let mut now = 5_000_000_000_000u64;
+        let mut tat = None;
+        for step in 0..200 {
+            now += next_random() % (quota.period().as_micros() as u64 / 2);
+            let (expected_retry, expected_tat) = reference_gcra(tat, now, quota);
+            tat = expected_tat;
+            let expected = match expected_retry {
+                0 => RateDecision::Allowed,
+                micros => {
+                    limited_count += 1;
+                    RateDecision::Limited { retry_after: Duration::from_micros(micros) }
+                }
+            };
+            let got = caches.check_at(&key, quota, now).await;
+            assert_eq!(got, Some(expected), "quota {quota:?}, step {step}, now {now}");
+        }
+    }
+    // Both outcomes must occur, or the comparison proves little.
+    assert!(limited_count > 50, "only {limited_count} of 600 checks were limited");
+    assert!(limited_count < 550, "{limited_count} of 600 checks were limited");
+}
