@@ -330,6 +330,44 @@ test('admin creates an agent from a definition', async (t) => {
   await screenshot(page, '17-admin-audit-filtered');
 });
 
+test('invited person joins and gets a role', async () => {
+  const { page } = admin;
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`${proxy.url}/admin/invitations`);
+  await page.getByLabel('Email').fill('rosa@acme.test');
+  await page.getByRole('button', { name: 'Create invitation' }).click();
+  const link = await page.getByLabel('Invitation link').inputValue();
+  assert.match(link, /\/invite\?token=/);
+  await screenshot(page, '18-admin-invitation');
+
+  const invited = await newPage();
+  await invited.goto(link);
+  await invited.getByLabel('Your name').fill('Rosa');
+  await invited.getByLabel('Choose a password').fill('rosa-password-1');
+  await invited.getByRole('button', { name: 'Accept invitation' }).click();
+  await invited.getByText('No agents are shared with you').waitFor();
+  await screenshot(invited, '19-invited-home');
+  await invited.context().close();
+
+  await page.goto(`${proxy.url}/admin/members`);
+  const role = page.getByLabel('Role of rosa@acme.test');
+  const patched = page.waitForResponse((response) => response.request().method() === 'PATCH' && response.url().includes('/members/'));
+  await role.selectOption('admin');
+  assert.equal((await patched).status(), 200);
+  await page.reload();
+  assert.equal(await page.getByLabel('Role of rosa@acme.test').inputValue(), 'admin');
+});
+
+test('usage charts count the conversation', async () => {
+  const { page } = admin;
+  await page.goto(`${proxy.url}/admin/usage`);
+  const perAgent = page.getByRole('img', { name: /^Messages per agent\./ });
+  await perAgent.waitFor();
+  const label = await perAgent.getAttribute('aria-label');
+  const count = Number(label.match(/HR: (\d+)/)?.[1] ?? 0);
+  assert.ok(count >= 5, `expected at least 5 HR messages, chart says: ${label}`);
+});
+
 test('admin pages render at desktop and phone width', async () => {
   for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await admin.page.setViewportSize(viewport);
