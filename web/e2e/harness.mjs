@@ -122,6 +122,7 @@ export async function startHouston(standInUrl) {
   };
   const args = ['up', '--demo', '--home', home, '--listen', `127.0.0.1:${port}`];
   const child = spawn(binary('houston'), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+
   const lines = [];
   const accounts = [];
   readline.createInterface({ input: child.stderr }).on('line', (line) => lines.push(`[stderr] ${line}`));
@@ -132,6 +133,7 @@ export async function startHouston(standInUrl) {
       accounts.push({ email: account[1], password: account[2] });
     }
   });
+
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${url}/login`, 120_000, child);

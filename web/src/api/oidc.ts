@@ -60,12 +60,14 @@ export async function finishOidcSignIn(
   const raw = sessionStorage.getItem(PENDING_KEY);
   sessionStorage.removeItem(PENDING_KEY);
   const pending = raw ? (JSON.parse(raw) as PendingSignIn) : null;
+
   if (query.get('error')) {
     throw new Error(`The sign-in was not completed: ${query.get('error_description') ?? query.get('error')}.`);
   }
   if (!pending || query.get('state') !== pending.state) {
     throw new Error('This sign-in link is invalid or was already used. Start the sign-in again.');
   }
+
   const form = new URLSearchParams({
     grant_type: 'authorization_code',
     code: query.get('code') ?? '',
@@ -82,6 +84,7 @@ export async function finishOidcSignIn(
   if (!response.ok) {
     throw await errorFromResponse(response);
   }
+
   const set = (await response.json()) as TokenSet;
   const issuer = {
     kind: 'oidc' as const,

@@ -19,7 +19,7 @@ interface Recorded {
   body?: unknown;
 }
 
-/** A fetch that responds to each call with the next scripted response and records the requests. */
+/** Returns a fetch that responds to each call with the next scripted response and records the requests. */
 function scriptedFetch(scripts: Script[]) {
   const requests: Recorded[] = [];
   const fetchImpl: typeof fetch = async (input, init) => {

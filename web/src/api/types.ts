@@ -108,7 +108,7 @@ export interface SessionMessage {
   status?: string;
   created_at?: string;
   tools?: ToolRecord[];
-  /** Why the turn failed, on a `failed` assistant message. */
+  /** The error that ended the turn, on a `failed` assistant message. */
   error?: TurnError;
 }
 
