@@ -138,6 +138,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn ipv4_in_ipv6_is_always_rejected(bits in proptest::prelude::any::<u32>()) {
+            let v4 = Ipv4Addr::from(bits);
+            proptest::prop_assert!(forbidden_range(IpAddr::V6(v4.to_ipv6_mapped())).is_some());
+            proptest::prop_assert!(forbidden_range(IpAddr::V6(v4.to_ipv6_compatible())).is_some());
+        }
+
+        #[test]
+        fn allowed_ipv4_is_not_special_in_std(bits in proptest::prelude::any::<u32>()) {
+            let v4 = Ipv4Addr::from(bits);
+            if forbidden_range(IpAddr::V4(v4)).is_none() {
+                proptest::prop_assert!(!v4.is_private());
+                proptest::prop_assert!(!v4.is_loopback());
+                proptest::prop_assert!(!v4.is_link_local());
+                proptest::prop_assert!(!v4.is_unspecified());
+                proptest::prop_assert!(!v4.is_multicast());
+                proptest::prop_assert!(!v4.is_broadcast());
+                proptest::prop_assert!(!v4.is_documentation());
+            }
+        }
+
+        #[test]
+        fn allowed_ipv6_is_not_special_in_std(bits in proptest::prelude::any::<u128>()) {
+            let v6 = Ipv6Addr::from(bits);
+            if forbidden_range(IpAddr::V6(v6)).is_none() {
+                proptest::prop_assert!(!v6.is_loopback());
+                proptest::prop_assert!(!v6.is_unspecified());
+                proptest::prop_assert!(!v6.is_multicast());
+                proptest::prop_assert!(!v6.is_unique_local());
+                proptest::prop_assert!(!v6.is_unicast_link_local());
+                proptest::prop_assert!(v6.to_ipv4_mapped().is_none());
+            }
+        }
+    }
+
     #[test]
     fn names_metadata_address() {
         assert_eq!(

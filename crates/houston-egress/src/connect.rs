@@ -173,3 +173,90 @@ pub(crate) async fn tls_connect(
         .map_err(|error| failed(std::io::Error::new(std::io::ErrorKind::InvalidInput, error)))?;
     connector.connect(name, stream).await.map_err(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolver::StaticResolver;
+
+    fn check(allow_loopback: bool) -> AddressCheck {
+        let resolver = StaticResolver::new()
+            .with("public.test", ["93.184.215.14".parse().expect("valid ip")])
+            .with(
+                "mixed.test",
+                [
+                    "93.184.215.14".parse().expect("valid ip"),
+                    "10.1.2.3".parse().expect("valid ip"),
+                ],
+            )
+            .with("loopback.test", ["127.0.0.1".parse().expect("valid ip")])
+            .with("empty.test", []);
+        AddressCheck {
+            resolver: Arc::new(resolver),
+            timeout: Duration::from_secs(1),
+            allow_loopback,
+        }
+    }
+
+    fn agent() -> AgentId {
+        AgentId::parse("hr").expect("valid id")
+    }
+
+    #[tokio::test]
+    async fn public_name_passes_with_port() {
+        let addresses = check(false)
+            .checked_addresses("public.test", 443, &agent())
+            .await
+            .expect("allowed");
+        assert_eq!(
+            addresses,
+            ["93.184.215.14:443".parse::<SocketAddr>().expect("valid")]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_private_address_rejects_name() {
+        let result = check(false)
+            .checked_addresses("mixed.test", 80, &agent())
+            .await;
+        let Err(Rejection::ForbiddenAddress { ip, range, .. }) = result else {
+            panic!("mixed.test must be rejected, got {result:?}");
+        };
+        assert_eq!(ip.to_string(), "10.1.2.3");
+        assert_eq!(range, "private (10.0.0.0/8)");
+    }
+
+    #[tokio::test]
+    async fn loopback_override_is_explicit() {
+        assert!(
+            check(false)
+                .checked_addresses("loopback.test", 80, &agent())
+                .await
+                .is_err()
+        );
+        assert!(
+            check(true)
+                .checked_addresses("loopback.test", 80, &agent())
+                .await
+                .is_ok()
+        );
+        let mapped = check(true)
+            .checked_addresses("::ffff:127.0.0.1", 80, &agent())
+            .await;
+        assert!(
+            matches!(mapped, Err(Rejection::ForbiddenAddress { .. })),
+            "{mapped:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unresolvable_names_fail() {
+        for host in ["empty.test", "unknown.test"] {
+            let result = check(false).checked_addresses(host, 80, &agent()).await;
+            assert!(
+                matches!(result, Err(Rejection::ResolveFailed { .. })),
+                "{host}: {result:?}"
+            );
+        }
+    }
+}

@@ -231,6 +231,16 @@ mod tests {
         assert!(parse_connect_target(&uri).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn normalize_host_is_idempotent(raw in "\\PC{0,40}") {
+            if let Ok(host) = normalize_host(&raw) {
+                proptest::prop_assert_eq!(normalize_host(&host), Ok(host.clone()));
+                proptest::prop_assert!(!host.contains(['/', '@', ' ', '[', '%']));
+            }
+        }
+    }
+
     #[test]
     fn normalize_host_rejects_bad_names() {
         for bad in [
