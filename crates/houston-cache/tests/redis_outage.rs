@@ -240,3 +240,13 @@ async fn stalled_redis_times_out_once() {
     assert!(recovered.is_some(), "replica did not recover after Redis resumed");
     assert_eq!(logs.count(UP_LOG), 1, "{}", logs.text());
 }
+
+#[tokio::test]
+async fn tls_url_never_falls_back_to_plaintext() {
+    let server = throwaway_or_skip!();
+    // The throwaway server speaks plain TCP only, so a rediss:// replica must stay down.
+    let url = format!("rediss://127.0.0.1:{}", server.port);
+    let caches_replica = RedisCaches::connect(config(&url, &unique_prefix("tls"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!caches_replica.is_up(), "connected in plaintext to a rediss:// URL");
+}
