@@ -5,6 +5,7 @@
 //! | `POST /v1/sessions/{session_id}/turns` | start a turn and stream its events |
 //! | `GET /v1/sessions/{session_id}/turns/{turn_id}/events` | replay after `?after=N` or `Last-Event-ID`, then follow |
 //! | `POST /v1/sessions/{session_id}/turns/{turn_id}/cancel` | cancel a running turn |
+//! | `POST /v1/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}` | `{"approve": bool}` for a tool call waiting for approval |
 //! | `GET /v1/users/{user_id}/sessions` | a user's sessions |
 //! | `GET /v1/sessions/{session_id}?user_id=` | a session's history, for its owner only |
 //! | `GET /v1/health`, `GET /v1/version` | liveness (no token) and build information |
@@ -124,6 +125,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions/{session_id}/turns", post(routes::start_turn))
         .route("/v1/sessions/{session_id}/turns/{turn_id}/events", get(routes::turn_events))
         .route("/v1/sessions/{session_id}/turns/{turn_id}/cancel", post(routes::cancel_turn))
+        .route("/v1/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}", post(routes::decide_approval))
         .route("/v1/users/{user_id}/sessions", get(routes::list_sessions))
         .route("/v1/sessions/{session_id}", get(routes::get_session))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));

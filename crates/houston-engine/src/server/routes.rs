@@ -145,6 +145,38 @@ pub(super) async fn turn_events(
     Ok(event_stream(handle, after, state.config.heartbeat_interval))
 }
 
+/// Largest tool call id accepted in an approval path, in bytes.
+const MAX_CALL_ID_BYTES: usize = 200;
+
+pub(super) async fn decide_approval(
+    State(state): State<Arc<AppState>>,
+    Path((session_id, turn_id, call_id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let mut errors = Vec::new();
+    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+        errors.push(FieldError::new("call_id", format!("must be 1 to {MAX_CALL_ID_BYTES} bytes")));
+    }
+    let approve = match serde_json::from_slice::<Value>(&body).ok().and_then(|body| body["approve"].as_bool()) {
+        Some(approve) => Some(approve),
+        None => {
+            errors.push(FieldError::new("approve", "missing or not a boolean; send {\"approve\": true} or {\"approve\": false}"));
+            None
+        }
+    };
+    let Some(approve) = approve.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
+    let handle = find_turn(&state, &session_id, &turn_id)?;
+    match handle.approvals.decide(&call_id, approve) {
+        Ok(tool) => {
+            tracing::info!(turn.id = %handle.turn_id, call_id, tool, approve, "delivered a tool approval decision");
+            Ok(Json(json!({"turn_id": handle.turn_id, "call_id": call_id, "approved": approve, "tool": tool})))
+        }
+        Err(error) => Err(ApiError::not_found("approval_not_found", error.to_string())),
+    }
+}
+
 pub(super) async fn cancel_turn(
     State(state): State<Arc<AppState>>,
     Path((session_id, turn_id)): Path<(String, String)>,

@@ -139,6 +139,21 @@ impl OfferedTools {
         }
     }
 
+    /// Returns true when a call of `tool` waits for the user's approval.
+    #[must_use]
+    pub fn needs_approval(&self, tool: &str) -> bool {
+        self.routes.get(tool).is_some_and(|(broker, _)| broker.needs_approval(tool))
+    }
+
+    /// Waits, within the broker's bound, for the user's connection to `toolkit`, for the
+    /// broker of `tool`. Returns false when it did not land.
+    pub async fn wait_for_connection(&self, context: &ToolContext, tool: &str, toolkit: &str) -> bool {
+        match self.routes.get(tool) {
+            Some((broker, _)) => broker.wait_for_connection(context, toolkit).await,
+            None => false,
+        }
+    }
+
     /// Runs `tool`; a tool that was not offered is an error result for the model.
     pub async fn call(&self, context: &ToolContext, tool: &str, input: &Value) -> ToolOutput {
         match self.routes.get(tool) {

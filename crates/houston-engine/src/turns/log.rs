@@ -64,6 +64,8 @@ pub struct TurnHandle {
     pub log: TurnLog,
     /// Cancels the model call and tool work of the turn.
     pub cancel: CancellationToken,
+    /// Tool calls waiting for the user's approval.
+    pub approvals: super::tool_gate::Approvals,
 }
 
 impl TurnHandle {
@@ -77,6 +79,7 @@ impl TurnHandle {
             user_id,
             idempotency_key,
             cancel: CancellationToken::new(),
+            approvals: super::tool_gate::Approvals::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod log;
 mod registry;
 mod runner;
+mod tool_gate;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 pub use log::{TurnHandle, TurnLog};
 pub use registry::{Admission, Refusal, TurnRegistry};
+pub use tool_gate::{APPROVAL_TIMEOUT, ApprovalError, Approvals};
 
 use crate::folder::AgentFolder;
 use crate::providers::ModelProvider;

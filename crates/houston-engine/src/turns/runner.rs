@@ -9,6 +9,7 @@ use std::time::Instant;
 use houston_protocol::{EventKind, ToolOutcome, TurnError, Usage};
 use tracing::Instrument;
 
+use super::tool_gate::{self, Gated};
 use super::{TurnEnv, TurnHandle};
 use crate::prompt;
 use crate::providers::{ContentBlock, Message, ModelRequest, ProviderError, Role};
@@ -122,11 +123,14 @@ async fn run_tools(
         let ContentBlock::ToolUse { id, name, input, input_error } = block else { continue };
         let label = offered.label(name);
         handle.log.push(EventKind::ToolStarted { call_id: id.clone(), tool: name.clone(), label: label.clone() });
-        let output = match input_error {
-            Some(error) => ToolOutput::Error(error.clone()),
-            None => offered.call(context, name, input).await,
+        let gated = match input_error {
+            Some(error) => Gated::Ran(ToolOutput::Error(error.clone())),
+            None => tool_gate::run_call(offered, context, handle, id, name, input).await,
         };
-        let (text, is_error) = report_tool_output(handle, id, name, &output);
+        let (text, is_error) = match gated {
+            Gated::Ran(output) => report_tool_output(handle, id, name, &output),
+            Gated::Rejected(reason) => tool_gate::report_rejection(handle, id, name, reason),
+        };
         transcript.lock().expect("transcript lock poisoned").tool_calls.push(ToolCallRecord {
             call_id: id.clone(),
             tool: name.clone(),
