@@ -23,6 +23,7 @@ pub mod access;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod openapi;
 pub mod outbox;
