@@ -249,8 +249,27 @@ test('keyboard: Shift+Enter, Enter and Esc', async () => {
   assert.equal(await page.locator('.message.user').last().textContent(), 'You said:first line\nsecond line');
 });
 
+test('model outage shows a plain error and retry works', async () => {
+  const { page } = juan;
+  const port = new URL(standIn.url).port;
+  await stopProcess(standIn.child);
+  await ask(page, 'Is the office open on Friday?');
+  await waitForStatus(page, 'failed', 120_000);
+  const alert = page.locator('.message.assistant').last().getByRole('alert');
+  const sentence = await alert.locator('span').first().textContent();
+  assert.match(sentence, /AI model/);
+  assert.doesNotMatch(sentence, /127\.0\.0\.1|os error|HTTP \d+/, 'the error sentence shows internals');
+  assert.doesNotMatch(await alert.textContent(), /stand-in-key|Bearer/, 'the error shows a secret');
+  await screenshot(page, '09-juan-model-error');
+
+  standIn = await startStandIn(['--listen', `127.0.0.1:${port}`, '--token-delay-ms', String(TOKEN_DELAY_MS)]);
+  await alert.getByRole('button', { name: 'Retry' }).click();
+  await waitForStatus(page, 'completed', 60_000);
+  assert.equal((await lastAnswer(page)).text.trim(), expectedAnswer('Is the office open on Friday?'));
+});
+
 test('admin grant shows the Sales tile without signing in again', async () => {
-  await signIn(admin, '09-admin');
+  await signIn(admin, '10-admin');
   await juan.page.goto(`${proxy.url}/`);
   await juan.page.locator('.tile').first().waitFor();
   assert.deepEqual(await tileSlugs(juan.page), ['hr']);
@@ -263,11 +282,11 @@ test('admin grant shows the Sales tile without signing in again', async () => {
   await salesBox.check();
   await page.waitForFunction(() => !document.querySelector('table.grid input:disabled'));
   assert.equal(await salesBox.isChecked(), true);
-  await screenshot(page, '10-admin-granted-sales');
+  await screenshot(page, '11-admin-granted-sales');
 
   await juan.page.locator('.tile[data-agent="sales"]').waitFor({ timeout: 15_000 });
   assert.deepEqual(await tileSlugs(juan.page), ['hr', 'sales']);
-  await screenshot(juan.page, '11-juan-sees-sales');
+  await screenshot(juan.page, '12-juan-sees-sales');
 });
 
 test('revoke removes the tile and the direct link', async () => {
@@ -276,15 +295,15 @@ test('revoke removes the tile and the direct link', async () => {
   await salesBox.uncheck();
   await page.waitForFunction(() => !document.querySelector('table.grid input:disabled'));
   assert.equal(await salesBox.isChecked(), false);
-  await screenshot(page, '12-admin-revoked-sales');
+  await screenshot(page, '13-admin-revoked-sales');
 
   await juan.page.locator('.tile[data-agent="sales"]').waitFor({ state: 'detached', timeout: 15_000 });
   assert.deepEqual(await tileSlugs(juan.page), ['hr']);
-  await screenshot(juan.page, '13-juan-sales-gone');
+  await screenshot(juan.page, '14-juan-sales-gone');
 
   await juan.page.goto(`${proxy.url}/agents/sales`);
   await juan.page.getByRole('heading', { name: 'Agent not found' }).waitFor();
-  await screenshot(juan.page, '14-juan-sales-not-found');
+  await screenshot(juan.page, '15-juan-sales-not-found');
 });
 
 // Reads a real Houston definition from the shared fixtures next to the repository.
@@ -376,7 +395,7 @@ test('admin pages render at desktop and phone width', async () => {
       await admin.page.getByRole('heading', { level: 2 }).waitFor();
       await admin.page.waitForLoadState('networkidle');
       assert.equal(await admin.page.locator('.alert.error').count(), 0, `error on ${tab}`);
-      await screenshot(admin.page, `15-admin-${tab}-${label}`);
+      await screenshot(admin.page, `20-admin-${tab}-${label}`);
     }
   }
 });

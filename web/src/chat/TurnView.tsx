@@ -80,6 +80,12 @@ export function TurnView({ turn, agentName, onRetry }: { turn: Turn; agentName: 
         {(turn.status === 'failed' || turn.status === 'lost') && (
           <div className="alert error" role="alert">
             <span>{turn.error ?? 'Something went wrong.'}</span>
+            {turn.errorDetail && (
+              <details className="error-detail">
+                <summary>Details</summary>
+                <code>{turn.errorDetail}</code>
+              </details>
+            )}
             {turn.retryable !== false && (
               <button type="button" className="button small" onClick={() => onRetry(turn)}>
                 {turn.status === 'lost' ? 'Reconnect' : 'Retry'}

@@ -45,8 +45,17 @@ describe('applyEvent', () => {
       { type: 'turn.failed', seq: 2, turn_id: 't1', error: { code: 'model_overloaded', message: 'The model is busy.', retryable: true } },
     ]);
     expect(turn.status).toBe('failed');
-    expect(turn.error).toBe('The model is busy.');
+    expect(turn.error).toBe('The AI model is overloaded right now. Try again in a minute.');
+    expect(turn.errorDetail).toBe('model_overloaded: The model is busy.');
     expect(turn.retryable).toBe(true);
+  });
+
+  it('keeps the message of an unknown code', () => {
+    const turn = run([
+      { type: 'turn.failed', seq: 2, turn_id: 't1', error: { code: 'quota_exhausted', message: 'Monthly quota used up.', retryable: false } },
+    ]);
+    expect(turn.error).toBe('Monthly quota used up.');
+    expect(turn.retryable).toBe(false);
   });
 });
 
@@ -69,12 +78,12 @@ describe('turnsFromHistory states', () => {
   it('marks running and failed turns', () => {
     const turns = turnsFromHistory([
       { turn_id: 't1', role: 'user', text: 'q1' },
-      { turn_id: 't1', role: 'assistant', text: '', status: 'failed', error: { code: 'interrupted', message: 'The agent stopped.', retryable: true } },
+      { turn_id: 't1', role: 'assistant', text: '', status: 'failed', error: { code: 'engine_interrupted', message: 'The agent stopped.', retryable: true } },
       { turn_id: 't2', role: 'user', text: 'q2' },
       { turn_id: 't2', role: 'assistant', text: '', status: 'running' },
     ]);
     expect(turns[0].status).toBe('failed');
-    expect(turns[0].error).toBe('The agent stopped.');
+    expect(turns[0].error).toBe('The agent stopped before it finished. Try again.');
     expect(turns[1].status).toBe('streaming');
   });
 });

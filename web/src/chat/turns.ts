@@ -1,7 +1,30 @@
 // The chat view's model: one Turn per question and answer, built from history or from stream
 // events, plus the sessionStorage record that lets a reload pick up a running answer.
 
-import type { SessionMessage, StreamEvent, ToolOutcome } from '../api/types';
+import type { SessionMessage, StreamEvent, ToolOutcome, TurnError } from '../api/types';
+
+/** Plain-language messages for the turn error codes of the engine and the control plane. */
+const TURN_ERROR_TEXT: Record<string, string> = {
+  model_overloaded: 'The AI model is overloaded right now. Try again in a minute.',
+  model_rate_limited: "The AI model's usage limit was reached. Try again in a minute.",
+  model_error: 'The agent could not get an answer from its AI model. Try again in a moment.',
+  model_unreachable: 'The agent could not reach its AI model. Try again in a moment.',
+  model_stream_error: 'The AI model stopped in the middle of the answer. Try again.',
+  model_stream_interrupted: 'The AI model stopped in the middle of the answer. Try again.',
+  model_invalid_response: 'The AI model sent an answer the agent could not read. Try again.',
+  engine_interrupted: 'The agent stopped before it finished. Try again.',
+  engine_stream_lost: 'The agent stopped before it finished. Try again.',
+  engine_unreachable: 'The agent could not be started. Try again in a moment.',
+  agent_unavailable: 'The agent could not be started. Try again in a moment.',
+  tool_rounds_exceeded: 'The agent needed too many tool calls for one answer and stopped. Try a narrower question.',
+  store_failed: 'The agent could not save this conversation. Try again.',
+  internal: 'Something went wrong inside the agent. Try again.',
+};
+
+/** Returns the sentence shown for a failed turn; unknown codes keep the server's message. */
+export function describeTurnError(error: TurnError): string {
+  return TURN_ERROR_TEXT[error.code] ?? error.message;
+}
 
 export interface ToolLine {
   callId: string;
@@ -30,6 +53,8 @@ export interface Turn {
   reconnecting?: boolean;
   stopping?: boolean;
   error?: string;
+  /** The server's code and message behind `error`, shown on request. */
+  errorDetail?: string;
   retryable?: boolean;
 }
 
@@ -107,7 +132,8 @@ export function applyEvent(turn: Turn, event: StreamEvent, now = Date.now()): Tu
         status: 'failed',
         wakingSince: undefined,
         stopping: false,
-        error: event.error.message,
+        error: describeTurnError(event.error),
+        errorDetail: `${event.error.code}: ${event.error.message}`,
         retryable: event.error.retryable,
       };
   }
@@ -136,8 +162,11 @@ export function turnsFromHistory(messages: SessionMessage[]): Turn[] {
     } else {
       turn.text = message.text;
       turn.status = STATUS_FROM_HISTORY[message.status ?? 'completed'] ?? 'completed';
-      turn.error = message.error?.message;
-      turn.retryable = message.error?.retryable;
+      if (message.error) {
+        turn.error = describeTurnError(message.error);
+        turn.errorDetail = `${message.error.code}: ${message.error.message}`;
+        turn.retryable = message.error.retryable;
+      }
       turn.tools = (message.tools ?? []).map((tool, index) => ({
         callId: tool.call_id ?? String(index),
         tool: tool.tool ?? '',
