@@ -31,8 +31,12 @@ export function callbackUrl(): string {
   return `${window.location.origin}/auth/callback`;
 }
 
-/** Sends the browser to the issuer's sign-in page. */
-export async function startOidcSignIn(config: OidcConfig, returnTo: string): Promise<void> {
+/** Sends the browser to the issuer's sign-in page; tests replace `navigate`. */
+export async function startOidcSignIn(
+  config: OidcConfig,
+  returnTo: string,
+  navigate: (url: string) => void = (url) => window.location.assign(url),
+): Promise<void> {
   const verifier = randomUrlSafe(32);
   const state = randomUrlSafe(16);
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
@@ -47,7 +51,7 @@ export async function startOidcSignIn(config: OidcConfig, returnTo: string): Pro
   url.searchParams.set('state', state);
   url.searchParams.set('code_challenge', base64Url(new Uint8Array(digest)));
   url.searchParams.set('code_challenge_method', 'S256');
-  window.location.assign(url.toString());
+  navigate(url.toString());
 }
 
 /**

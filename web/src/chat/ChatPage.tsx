@@ -8,7 +8,7 @@ import { Alert } from '../components/Alert';
 import { NotFoundPage } from '../pages/NotFoundPage';
 import { Composer } from './Composer';
 import { TurnView } from './TurnView';
-import { loadOpenTurn } from './turns';
+import { loadOpenTurn, type Turn } from './turns';
 import { useChat } from './useChat';
 
 function SessionList({
@@ -41,6 +41,27 @@ function SessionList({
       ))}
     </ul>
   );
+}
+
+/**
+ * Returns what screen readers hear when the last answer changes state. The streamed text
+ * itself is not announced piece by piece, so it stays readable in the conversation list.
+ */
+function announce(turn: Turn | undefined, agentName: string): string {
+  switch (turn?.status) {
+    case 'sending':
+    case 'streaming':
+      return turn.reconnecting ? 'Connection lost. Reconnecting.' : `${agentName} is answering.`;
+    case 'completed':
+      return `${agentName} finished answering.`;
+    case 'cancelled':
+      return 'The answer was stopped.';
+    case 'failed':
+    case 'lost':
+      return turn.error ?? 'The answer failed.';
+    default:
+      return '';
+  }
 }
 
 /** Loads the agent; a 404 means the user may not use it (or it does not exist). */
@@ -112,6 +133,7 @@ export function ChatPage() {
     return <NotFoundPage what="Agent" />;
   }
   const agentName = agent?.name ?? agentParam;
+  const announcement = announce(chat.turns.at(-1), agentName);
   return (
     <div className={`chat-layout ${sidebarOpen ? 'sidebar-open' : ''}`}>
       <aside className="sidebar" aria-label="Conversations">
@@ -152,6 +174,9 @@ export function ChatPage() {
             <TurnView key={turn.key} turn={turn} agentName={agentName} onRetry={chat.retry} />
           ))}
         </ol>
+        <p className="sr-only" aria-live="polite">
+          {announcement}
+        </p>
         <Composer agentName={agentName} running={chat.running} onSend={chat.send} onStop={chat.stop} />
       </main>
     </div>
