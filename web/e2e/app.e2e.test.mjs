@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  houstonAdmin,
   REPO_DIR,
   SCREENSHOT_DIR,
   launchBrowser,
@@ -385,6 +386,30 @@ test('usage charts count the conversation', async () => {
   const label = await perAgent.getAttribute('aria-label');
   const count = Number(label.match(/HR: (\d+)/)?.[1] ?? 0);
   assert.ok(count >= 5, `expected at least 5 HR messages, chart says: ${label}`);
+});
+
+test('workspace switcher changes the tiles', async (t) => {
+  const legalDir = path.join(REPO_DIR, '..', 'shared', 'fixtures', 'houston-agents', 'legal');
+  if (!existsSync(legalDir)) {
+    t.skip(`fixture folder ${legalDir} is missing`);
+    return;
+  }
+  await houstonAdmin(houston.home, ['create-workspace', '--slug', 'beta', '--name', 'Beta Labs']);
+  await houstonAdmin(houston.home, ['add-member', '--workspace', 'beta', '--email', juan.email]);
+  await houstonAdmin(houston.home, ['create-agent', '--workspace', 'beta', '--slug', 'legal', '--folder', legalDir]);
+  await houstonAdmin(houston.home, ['grant', '--workspace', 'beta', '--agent', 'legal', '--email', juan.email]);
+
+  const { page } = juan;
+  await page.goto(`${proxy.url}/`);
+  const switcher = page.getByLabel('Workspace');
+  await switcher.selectOption({ label: 'Beta Labs' });
+  await page.locator('.tile[data-agent="legal"]').waitFor();
+  assert.deepEqual(await tileSlugs(page), ['legal']);
+  await screenshot(page, '21-juan-workspace-beta');
+
+  await switcher.selectOption({ label: 'Acme' });
+  await page.locator('.tile[data-agent="hr"]').waitFor();
+  assert.deepEqual(await tileSlugs(page), ['hr']);
 });
 
 test('admin pages render at desktop and phone width', async () => {

@@ -91,6 +91,22 @@ async function freePort() {
   return port;
 }
 
+/** Runs `houston admin ARGS` against the SQLite store of a running `houston up` home. */
+export async function houstonAdmin(home, args) {
+  const databaseUrl = `sqlite://${path.join(home, 'houston.db')}`;
+  const child = spawn(binary('houston'), ['admin', ...args, '--database-url', databaseUrl], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  const [code] = await once(child, 'exit');
+  if (code !== 0) {
+    throw new Error(`houston admin ${args.join(' ')} exited with ${code}:\n${output}`);
+  }
+  return output;
+}
+
 /** Starts the Anthropic stand-in and returns its base URL. */
 export async function startStandIn(extraArgs = []) {
   const started = await startProcess(
@@ -143,6 +159,7 @@ export async function startHouston(standInUrl) {
   }
   return {
     url,
+    home,
     accounts,
     child,
     output: lines,
