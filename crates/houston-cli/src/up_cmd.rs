@@ -21,6 +21,7 @@ use clap::Args;
 use houston_cache::client_ip::TrustedProxies;
 use houston_cache::{CacheConfig, Caches, RedisConfig};
 use houston_control_plane::chat::{ChatLimits, ChatService, ControlPlaneChat, ManagerRuntimes, TurnTable};
+use houston_control_plane::connections::{ComposioAccounts, ConnectionsService, StorePorts};
 use houston_control_plane::{ControlPlane, ControlPlaneOptions, IdentityConfig};
 use houston_egress::{EgressConfig, EgressProxy};
 use houston_runtime::{
@@ -107,8 +108,10 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
         .context("failed to prepare the chat turn table")?;
     let service = ChatService::new(chat.ports(ManagerRuntimes::new(manager.clone(), specs)));
 
+    let connections = connections_service(service.clone(), store.clone())?;
     let app = houston_control_plane::router(control_plane.clone())
         .merge(houston_control_plane::chat::router(service))
+        .merge(houston_control_plane::connections::router(connections))
         .fallback_service(houston_control_plane::web_assets::router(&args.web_dir));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -121,6 +124,13 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     manager.shutdown().await;
     tracing::info!("houston up stopped");
     Ok(())
+}
+
+/// Builds the tool connection and approval routes; Composio is read with `COMPOSIO_API_KEY`.
+fn connections_service(chat: Arc<ChatService>, store: Arc<dyn Store>) -> anyhow::Result<Arc<ConnectionsService>> {
+    let composio = ComposioAccounts::from_env().map_err(|e| anyhow::anyhow!("invalid Composio settings: {e}"))?;
+    let ports = Arc::new(StorePorts(store));
+    Ok(Arc::new(ConnectionsService { chat, ports, composio, poll_interval: Duration::from_secs(2) }))
 }
 
 /// Opens the metadata store (Postgres when a URL is given, else SQLite in the home folder)

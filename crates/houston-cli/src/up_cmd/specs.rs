@@ -82,6 +82,12 @@ impl AgentSpecSource for UpSpecs {
         spec.idle_timeout = self.idle_override.unwrap_or(own_timeout);
         spec.keep_warm = agent.settings.keep_warm;
         spec.env = self.provider.engine_env(&agent.settings);
+        // Composio user ids are made of the workspace and user ids. The egress proxy adds the
+        // Composio key, so the engine gets only the URL.
+        spec.env.insert("HOUSTON_WORKSPACE_ID".to_owned(), chat_agent.workspace_id.to_string());
+        if let Some(base_url) = houston_control_plane::connections::composio::base_url_from_env() {
+            spec.env.insert("COMPOSIO_BASE_URL".to_owned(), base_url);
+        }
         spec.egress_socket = Some(egress_socket);
         Ok(spec)
     }

@@ -10,6 +10,22 @@ use houston_protocol::ConnectionState;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+/// Composio's public API, used when `COMPOSIO_BASE_URL` is unset.
+pub const DEFAULT_BASE_URL: &str = "https://backend.composio.dev";
+
+fn read_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Returns the Composio base URL when Composio is configured (`COMPOSIO_API_KEY` is set):
+/// `COMPOSIO_BASE_URL`, or Composio's public API. The egress proxy applies the same rule,
+/// so the URL given to engines is the one it adds the key for.
+#[must_use]
+pub fn base_url_from_env() -> Option<String> {
+    read_env("COMPOSIO_API_KEY")?;
+    Some(read_env("COMPOSIO_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
+}
+
 /// Lists a user's connected accounts at Composio.
 #[derive(Clone)]
 pub struct ComposioAccounts {
@@ -40,17 +56,16 @@ impl ComposioAccounts {
         Ok(Self { base_url: base_url.trim_end_matches('/').to_owned(), api_key, http })
     }
 
-    /// Builds the client from `HOUSTON_COMPOSIO_BASE_URL` and `COMPOSIO_API_KEY`; `None`
-    /// when either is unset, which turns connection reporting off.
+    /// Builds the client from `COMPOSIO_API_KEY` and [`base_url_from_env`]; `None` without
+    /// a key, which turns connection reporting off.
     ///
     /// # Errors
     /// Returns a message when the base URL is invalid.
     pub fn from_env() -> Result<Option<Self>, String> {
-        let read = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        match (read("HOUSTON_COMPOSIO_BASE_URL"), read("COMPOSIO_API_KEY")) {
-            (Some(base_url), Some(key)) => Self::new(&base_url, SecretString::from(key)).map(Some),
-            _ => Ok(None),
-        }
+        let (Some(base_url), Some(key)) = (base_url_from_env(), read_env("COMPOSIO_API_KEY")) else {
+            return Ok(None);
+        };
+        Self::new(&base_url, SecretString::from(key)).map(Some)
     }
 
     /// Returns the best connection state per toolkit of `composio_user` (active over pending

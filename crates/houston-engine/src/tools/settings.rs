@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Environment:
-//! - `HOUSTON_COMPOSIO_BASE_URL` turns Composio on (for example `https://backend.composio.dev`).
+//! - `COMPOSIO_BASE_URL` turns Composio on (for example `https://backend.composio.dev`).
 //! - `HOUSTON_WORKSPACE_ID` is then required, because it is half of every Composio user id.
 //! - `COMPOSIO_API_KEY` is sent only when set, for set-ups without the egress proxy.
 //! - `HOUSTON_TOOL_CONNECTION_WAIT_SECS` overrides `connection_wait_secs`.
@@ -162,9 +162,9 @@ fn composio_settings(
     max_result_bytes: usize,
     problems: &mut Vec<String>,
 ) -> Option<ComposioSettings> {
-    let base_url = env("HOUSTON_COMPOSIO_BASE_URL").filter(|url| !url.is_empty())?;
+    let base_url = env("COMPOSIO_BASE_URL").filter(|url| !url.is_empty())?;
     if !is_http_url(&base_url) {
-        problems.push(format!("HOUSTON_COMPOSIO_BASE_URL: {base_url:?} is not an http:// or https:// URL"));
+        problems.push(format!("COMPOSIO_BASE_URL: {base_url:?} is not an http:// or https:// URL"));
     }
     let workspace = match env("HOUSTON_WORKSPACE_ID").map(WorkspaceId::parse) {
         Some(Ok(workspace)) => Some(workspace),
@@ -256,7 +256,7 @@ mod tests {
             dir.path(),
             r#"{"provider": "offline", "tools": {"require_approval": ["SLACK_SEND_*"], "mcp_servers": [{"name": "docs", "url": "http://127.0.0.1:9/mcp"}]}}"#,
         );
-        let setup = load_with(dir.path(), &[("HOUSTON_COMPOSIO_BASE_URL", "http://127.0.0.1:9"), ("HOUSTON_WORKSPACE_ID", "acme")]).unwrap();
+        let setup = load_with(dir.path(), &[("COMPOSIO_BASE_URL", "http://127.0.0.1:9"), ("HOUSTON_WORKSPACE_ID", "acme")]).unwrap();
         assert_eq!(setup.brokers.len(), 2);
         assert!(setup.brokers[0].needs_approval("SLACK_SEND_MESSAGE"));
         assert!(!setup.brokers[0].needs_approval("SLACK_LIST_CHANNELS"));
@@ -266,9 +266,9 @@ mod tests {
     fn every_problem_is_reported_together() {
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), r#"{"tools": {"mcp_servers": [{"name": "Bad Name", "url": "http://x/mcp"}]}}"#);
-        let error = load_with(dir.path(), &[("HOUSTON_COMPOSIO_BASE_URL", "ftp://x")]).unwrap_err();
+        let error = load_with(dir.path(), &[("COMPOSIO_BASE_URL", "ftp://x")]).unwrap_err();
         assert_eq!(error.problems.len(), 3, "{error}");
-        assert!(error.problems.iter().any(|p| p.contains("HOUSTON_COMPOSIO_BASE_URL")), "{error}");
+        assert!(error.problems.iter().any(|p| p.contains("COMPOSIO_BASE_URL")), "{error}");
         assert!(error.problems.iter().any(|p| p.contains("HOUSTON_WORKSPACE_ID is missing")), "{error}");
         assert!(error.problems.iter().any(|p| p.contains("Bad Name")), "{error}");
     }
