@@ -55,9 +55,15 @@ where
 
 async fn fill(caches: &Caches, key: &PermissionKey) {
     if let Lookup::Miss(ticket) = caches.permissions.get(key).await {
-        caches.permissions.put(key, Permission::allowed(Role::Member), ticket).await;
+        caches
+            .permissions
+            .put(key, Permission::allowed(Role::Member), ticket)
+            .await;
     }
-    assert!(caches.permissions.get(key).await.hit().is_some(), "entry was not cached");
+    assert!(
+        caches.permissions.get(key).await.hit().is_some(),
+        "entry was not cached"
+    );
 }
 
 async fn bench_local() -> f64 {
@@ -109,7 +115,9 @@ async fn bench_redis(url: String, baseline: f64) {
     .await;
     println!("{:<46} {:.1}x the baseline", "", hit / baseline);
 
-    let raw = Builder::from_config(Config::from_url(&url).unwrap()).build().unwrap();
+    let raw = Builder::from_config(Config::from_url(&url).unwrap())
+        .build()
+        .unwrap();
     raw.init().await.unwrap();
     measure("baseline: Redis PING round trip (fred)", 20, || async {
         let _: () = raw.ping(None).await.unwrap();
@@ -131,7 +139,10 @@ async fn bench_redis(url: String, baseline: f64) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let baseline = bench_local().await;
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

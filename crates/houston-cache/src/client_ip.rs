@@ -42,7 +42,9 @@ impl TrustedProxies {
     #[must_use]
     pub fn contains(&self, address: IpAddr) -> bool {
         let address = address.to_canonical();
-        self.networks.iter().any(|network| network.contains(&address))
+        self.networks
+            .iter()
+            .any(|network| network.contains(&address))
     }
 
     /// Returns the client address of a request that came from `peer` with the given
@@ -78,9 +80,13 @@ impl TrustedProxies {
 }
 
 fn parse_network(entry: &str) -> Result<IpNet, TrustedProxyError> {
-    let error = || TrustedProxyError { value: entry.to_owned() };
+    let error = || TrustedProxyError {
+        value: entry.to_owned(),
+    };
     if entry.contains('/') {
-        return IpNet::from_str(entry).map(|network| network.trunc()).map_err(|_| error());
+        return IpNet::from_str(entry)
+            .map(|network| network.trunc())
+            .map_err(|_| error());
     }
     let address = IpAddr::from_str(entry).map_err(|_| error())?;
     Ok(IpNet::from(address.to_canonical()))
@@ -92,7 +98,9 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
     if let Ok(address) = IpAddr::from_str(entry) {
         return Some(address.to_canonical());
     }
-    SocketAddr::from_str(entry).ok().map(|socket| socket.ip().to_canonical())
+    SocketAddr::from_str(entry)
+        .ok()
+        .map(|socket| socket.ip().to_canonical())
 }
 
 #[cfg(test)]

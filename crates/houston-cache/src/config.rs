@@ -21,7 +21,10 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { ttl: DEFAULT_TTL, local_capacity: DEFAULT_LOCAL_CAPACITY }
+        Self {
+            ttl: DEFAULT_TTL,
+            local_capacity: DEFAULT_LOCAL_CAPACITY,
+        }
     }
 }
 

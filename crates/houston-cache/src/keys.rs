@@ -20,7 +20,11 @@ impl PermissionKey {
     /// Creates the key for `user` using `agent` in `workspace`.
     #[must_use]
     pub fn new(workspace: WorkspaceId, user: UserId, agent: AgentId) -> Self {
-        Self { workspace, user, agent }
+        Self {
+            workspace,
+            user,
+            agent,
+        }
     }
 }
 
@@ -54,26 +58,42 @@ impl PermissionScope {
     /// Scope of one grant: after a grant or revoke of `agent` for `user`.
     #[must_use]
     pub fn grant(workspace: WorkspaceId, user: UserId, agent: AgentId) -> Self {
-        Self { workspace, user: Some(user), agent: Some(agent) }
+        Self {
+            workspace,
+            user: Some(user),
+            agent: Some(agent),
+        }
     }
 
     /// Scope of every entry of `user` in `workspace`: after a role change or a removed
     /// membership.
     #[must_use]
     pub fn user(workspace: WorkspaceId, user: UserId) -> Self {
-        Self { workspace, user: Some(user), agent: None }
+        Self {
+            workspace,
+            user: Some(user),
+            agent: None,
+        }
     }
 
     /// Scope of every entry for `agent`: after the agent is deleted or moved.
     #[must_use]
     pub fn agent(workspace: WorkspaceId, agent: AgentId) -> Self {
-        Self { workspace, user: None, agent: Some(agent) }
+        Self {
+            workspace,
+            user: None,
+            agent: Some(agent),
+        }
     }
 
     /// Scope of every entry of `workspace`.
     #[must_use]
     pub fn workspace(workspace: WorkspaceId) -> Self {
-        Self { workspace, user: None, agent: None }
+        Self {
+            workspace,
+            user: None,
+            agent: None,
+        }
     }
 
     /// Returns whether `key` falls inside this scope.
@@ -141,8 +161,10 @@ mod tests {
 
     #[test]
     fn user_scope_matches_every_agent() {
-        let scope =
-            PermissionScope::user(WorkspaceId::parse("a").unwrap(), UserId::parse("u").unwrap());
+        let scope = PermissionScope::user(
+            WorkspaceId::parse("a").unwrap(),
+            UserId::parse("u").unwrap(),
+        );
         assert!(scope.matches(&key("a", "u", "x")));
         assert!(scope.matches(&key("a", "u", "y")));
         assert!(!scope.matches(&key("a", "v", "x")));
@@ -151,8 +173,10 @@ mod tests {
 
     #[test]
     fn agent_and_workspace_scopes() {
-        let agent =
-            PermissionScope::agent(WorkspaceId::parse("a").unwrap(), AgentId::parse("x").unwrap());
+        let agent = PermissionScope::agent(
+            WorkspaceId::parse("a").unwrap(),
+            AgentId::parse("x").unwrap(),
+        );
         assert!(agent.matches(&key("a", "v", "x")));
         assert!(!agent.matches(&key("a", "v", "y")));
 

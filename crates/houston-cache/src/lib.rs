@@ -79,10 +79,10 @@ use std::sync::Arc;
 pub use config::{CacheConfig, ConfigError};
 pub use keys::{PermissionKey, PermissionScope, RouteKey};
 pub use memory::InProcessCache;
-pub use redis::{RedisCaches, RedisConfig, RedisError};
 pub use rate_limit::{
     InProcessRateLimiter, Quota, QuotaError, RateDecision, RateLimitKey, RateLimiter, Subject,
 };
+pub use redis::{RedisCaches, RedisConfig, RedisError};
 pub use traits::{PermissionCache, RoutingCache};
 pub use values::{Lookup, Permission, Role, Route, Ticket};
 
@@ -115,6 +115,10 @@ impl Caches {
     /// Returns [`RedisError`] for invalid settings; never for an unreachable Redis.
     pub async fn redis(config: RedisConfig) -> Result<Self, RedisError> {
         let caches = Arc::new(RedisCaches::connect(config).await?);
-        Ok(Self { permissions: caches.clone(), routes: caches.clone(), rate_limiter: caches })
+        Ok(Self {
+            permissions: caches.clone(),
+            routes: caches.clone(),
+            rate_limiter: caches,
+        })
     }
 }

@@ -46,7 +46,10 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
 
     /// Returns the value of `key` unless it is missing or expired.
     pub(crate) fn get(&self, key: &K) -> Option<V> {
-        let shard = self.shard(key).read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shard = self
+            .shard(key)
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let slot = shard.get(key)?;
         if slot.expires_at <= Instant::now() {
             return None;
@@ -70,7 +73,13 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
         if shard.len() >= self.capacity_per_shard && !shard.contains_key(&key) {
             make_room(&mut shard, now);
         }
-        shard.insert(key, Slot { value, expires_at: now + ttl });
+        shard.insert(
+            key,
+            Slot {
+                value,
+                expires_at: now + ttl,
+            },
+        );
         true
     }
 
@@ -78,7 +87,9 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
     pub(crate) fn remove_matching(&self, predicate: impl Fn(&K) -> bool) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         for shard in &self.shards {
-            let mut shard = shard.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut shard = shard
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             shard.retain(|key, _| !predicate(key));
         }
     }
@@ -91,7 +102,10 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
     /// Returns the number of stored entries, expired ones included.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.read().unwrap().len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap().len())
+            .sum()
     }
 
     fn shard(&self, key: &K) -> &Shard<K, V> {
@@ -100,7 +114,9 @@ impl<K: Hash + Eq + Clone, V: Clone> LocalStore<K, V> {
     }
 
     fn write_shard(&self, key: &K) -> RwLockWriteGuard<'_, HashMap<K, Slot<V>>> {
-        self.shard(key).write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shard(key)
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -184,7 +200,10 @@ mod tests {
             let current = store.generation();
             for key in 0..64 {
                 if let Some(stored) = store.get(&key) {
-                    assert!(stored >= current, "value from generation {stored} survived {current}");
+                    assert!(
+                        stored >= current,
+                        "value from generation {stored} survived {current}"
+                    );
                 }
             }
         }

@@ -42,7 +42,10 @@ where
     let local_generation = store.generation();
     match store.get(key) {
         Some(value) => Lookup::Hit(value),
-        None => Lookup::Miss(Ticket { local_generation, remote_version: None }),
+        None => Lookup::Miss(Ticket {
+            local_generation,
+            remote_version: None,
+        }),
     }
 }
 
@@ -53,7 +56,12 @@ impl PermissionCache for InProcessCache {
     }
 
     async fn put(&self, key: &PermissionKey, permission: Permission, ticket: Ticket) {
-        self.permissions.insert(key.clone(), permission, self.config.ttl, ticket.local_generation);
+        self.permissions.insert(
+            key.clone(),
+            permission,
+            self.config.ttl,
+            ticket.local_generation,
+        );
     }
 
     async fn invalidate(&self, scope: &PermissionScope) {
@@ -68,7 +76,8 @@ impl RoutingCache for InProcessCache {
     }
 
     async fn put(&self, key: &RouteKey, route: Route, ticket: Ticket) {
-        self.routes.insert(key.clone(), route, self.config.ttl, ticket.local_generation);
+        self.routes
+            .insert(key.clone(), route, self.config.ttl, ticket.local_generation);
     }
 
     async fn invalidate(&self, key: &RouteKey) {

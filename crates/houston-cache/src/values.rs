@@ -24,13 +24,19 @@ impl Permission {
     /// A decision that lets a member with `role` use the agent.
     #[must_use]
     pub fn allowed(role: Role) -> Self {
-        Self { allowed: true, role: Some(role) }
+        Self {
+            allowed: true,
+            role: Some(role),
+        }
     }
 
     /// A decision that refuses the agent, keeping the role (if any) for the authorizer.
     #[must_use]
     pub fn denied(role: Option<Role>) -> Self {
-        Self { allowed: false, role }
+        Self {
+            allowed: false,
+            role,
+        }
     }
 }
 

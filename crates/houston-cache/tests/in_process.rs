@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use houston_cache::{
-    CacheConfig, Caches, InProcessRateLimiter, Permission, Quota, RateDecision, RateLimitKey,
-    Role, Subject,
+    CacheConfig, Caches, InProcessRateLimiter, Permission, Quota, RateDecision, RateLimitKey, Role,
+    Subject,
 };
 use houston_protocol::UserId;
 
@@ -36,7 +36,10 @@ async fn route_cache_round_trip() {
 
 #[tokio::test(start_paused = true)]
 async fn entry_dies_at_ttl() {
-    let config = CacheConfig { ttl: Duration::from_secs(2), ..CacheConfig::default() };
+    let config = CacheConfig {
+        ttl: Duration::from_secs(2),
+        ..CacheConfig::default()
+    };
     let caches = Caches::in_process(config).unwrap();
     let key = common::key("ws-ttl", "user-u", "agent-x");
     common::fill(&caches, &key, Permission::allowed(Role::Member)).await;
@@ -49,7 +52,10 @@ async fn entry_dies_at_ttl() {
 
 #[test]
 fn rejects_ttl_over_bound() {
-    let config = CacheConfig { ttl: Duration::from_secs(6), ..CacheConfig::default() };
+    let config = CacheConfig {
+        ttl: Duration::from_secs(6),
+        ..CacheConfig::default()
+    };
     let error = Caches::in_process(config).err().unwrap();
     assert!(error.to_string().contains("ttl"), "{error}");
 }
@@ -69,19 +75,29 @@ async fn gcra_under_paused_clock() {
     }
     assert_eq!(
         limiter.check_now(&key, quota),
-        RateDecision::Limited { retry_after: Duration::from_secs(1) }
+        RateDecision::Limited {
+            retry_after: Duration::from_secs(1)
+        }
     );
-    assert_eq!(limiter.check_now(&user_key("user-v"), quota), RateDecision::Allowed);
+    assert_eq!(
+        limiter.check_now(&user_key("user-v"), quota),
+        RateDecision::Allowed
+    );
 
     tokio::time::advance(Duration::from_millis(400)).await;
     assert_eq!(
         limiter.check_now(&key, quota),
-        RateDecision::Limited { retry_after: Duration::from_millis(600) }
+        RateDecision::Limited {
+            retry_after: Duration::from_millis(600)
+        }
     );
 
     tokio::time::advance(Duration::from_millis(600)).await;
     assert_eq!(limiter.check_now(&key, quota), RateDecision::Allowed);
-    assert!(matches!(limiter.check_now(&key, quota), RateDecision::Limited { .. }));
+    assert!(matches!(
+        limiter.check_now(&key, quota),
+        RateDecision::Limited { .. }
+    ));
 }
 
 #[test]

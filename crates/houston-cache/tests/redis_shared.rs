@@ -60,14 +60,20 @@ async fn entry_keyed_across_replicas() {
 
     let cached = common::key("ws-a", "user-u", "agent-x");
     common::fill(&first, &cached, Permission::allowed(Role::Member)).await;
-    assert!(second.permissions.get(&cached).await.hit().is_some(), "entry not shared");
+    assert!(
+        second.permissions.get(&cached).await.hit().is_some(),
+        "entry not shared"
+    );
 
     for other in [
         common::key("ws-b", "user-u", "agent-x"),
         common::key("ws-a", "user-v", "agent-x"),
         common::key("ws-a", "user-u", "agent-y"),
     ] {
-        assert!(second.permissions.get(&other).await.hit().is_none(), "returned for {other:?}");
+        assert!(
+            second.permissions.get(&other).await.hit().is_none(),
+            "returned for {other:?}"
+        );
     }
 }
 
@@ -87,12 +93,17 @@ async fn revoke_reaches_second_replica() {
     let scope = PermissionScope::grant(key.workspace.clone(), key.user.clone(), key.agent.clone());
     let revoked_at = Instant::now();
     first.permissions.invalidate(&scope).await;
-    let refused = wait_until(Duration::from_millis(100), Duration::from_millis(1), || async {
-        second.permissions.get(&key).await.hit().is_none()
-    })
+    let refused = wait_until(
+        Duration::from_millis(100),
+        Duration::from_millis(1),
+        || async { second.permissions.get(&key).await.hit().is_none() },
+    )
     .await;
     let elapsed = revoked_at.elapsed();
-    assert!(refused.is_some(), "second replica still allowed the grant {elapsed:?} after the revoke");
+    assert!(
+        refused.is_some(),
+        "second replica still allowed the grant {elapsed:?} after the revoke"
+    );
     println!("revoke reached the second replica after {elapsed:?}");
 }
 
@@ -110,13 +121,26 @@ async fn role_change_reaches_second_replica() {
         assert!(second.permissions.get(key).await.hit().is_some());
     }
 
-    first.permissions.invalidate(&PermissionScope::user(hr.workspace.clone(), hr.user.clone())).await;
-    let dropped = wait_until(Duration::from_millis(100), Duration::from_millis(1), || async {
-        second.permissions.get(&hr).await.hit().is_none()
-            && second.permissions.get(&sales).await.hit().is_none()
-    })
+    first
+        .permissions
+        .invalidate(&PermissionScope::user(
+            hr.workspace.clone(),
+            hr.user.clone(),
+        ))
+        .await;
+    let dropped = wait_until(
+        Duration::from_millis(100),
+        Duration::from_millis(1),
+        || async {
+            second.permissions.get(&hr).await.hit().is_none()
+                && second.permissions.get(&sales).await.hit().is_none()
+        },
+    )
     .await;
-    assert!(dropped.is_some(), "role change did not reach the second replica within 100 ms");
+    assert!(
+        dropped.is_some(),
+        "role change did not reach the second replica within 100 ms"
+    );
     // Another user's local copy stays, although Redis now misses for the whole workspace.
     assert!(second.permissions.get(&bystander).await.hit().is_some());
 }
@@ -128,7 +152,10 @@ async fn route_invalidation_reaches_second_replica() {
     let first = bundle(&replica(&url, &prefix).await);
     let second = bundle(&replica(&url, &prefix).await);
     let key = common::route_key("acme", "hr");
-    let route = Route { endpoint: "unix:/run/houston/hr.sock".into(), generation: 7 };
+    let route = Route {
+        endpoint: "unix:/run/houston/hr.sock".into(),
+        generation: 7,
+    };
 
     let Lookup::Miss(ticket) = first.routes.get(&key).await else {
         panic!("expected a miss");
@@ -137,11 +164,16 @@ async fn route_invalidation_reaches_second_replica() {
     assert_eq!(second.routes.get(&key).await, Lookup::Hit(route));
 
     first.routes.invalidate(&key).await;
-    let dropped = wait_until(Duration::from_millis(100), Duration::from_millis(1), || async {
-        second.routes.get(&key).await.hit().is_none()
-    })
+    let dropped = wait_until(
+        Duration::from_millis(100),
+        Duration::from_millis(1),
+        || async { second.routes.get(&key).await.hit().is_none() },
+    )
     .await;
-    assert!(dropped.is_some(), "route invalidation did not reach the second replica");
+    assert!(
+        dropped.is_some(),
+        "route invalidation did not reach the second replica"
+    );
 }
 
 #[tokio::test]
@@ -160,17 +192,33 @@ async fn lost_invalidation_dies_within_ttl() {
     // The grant is revoked in the database, but the invalidation is lost: nothing is
     // published and Redis is not touched. Both replicas keep serving the stale grant, but
     // only until the TTL runs out.
-    let died = wait_until(ttl + Duration::from_secs(1), Duration::from_millis(20), || async {
-        first.permissions.get(&key).await.hit().is_none()
-            && second.permissions.get(&key).await.hit().is_none()
-    })
+    let died = wait_until(
+        ttl + Duration::from_secs(1),
+        Duration::from_millis(20),
+        || async {
+            first.permissions.get(&key).await.hit().is_none()
+                && second.permissions.get(&key).await.hit().is_none()
+        },
+    )
     .await;
     let lifetime = stored_at.elapsed();
-    assert!(died.is_some(), "stale grant still served {lifetime:?} after it was stored");
+    assert!(
+        died.is_some(),
+        "stale grant still served {lifetime:?} after it was stored"
+    );
     // The documented bound is under 5 s; the slack covers polling on a loaded machine.
-    assert!(lifetime <= ttl + Duration::from_millis(500), "stale grant lived {lifetime:?}");
-    assert!(lifetime < Duration::from_secs(5), "stale grant lived {lifetime:?}");
-    assert!(lifetime >= ttl - Duration::from_millis(100), "entry died early, after {lifetime:?}");
+    assert!(
+        lifetime <= ttl + Duration::from_millis(500),
+        "stale grant lived {lifetime:?}"
+    );
+    assert!(
+        lifetime < Duration::from_secs(5),
+        "stale grant lived {lifetime:?}"
+    );
+    assert!(
+        lifetime >= ttl - Duration::from_millis(100),
+        "entry died early, after {lifetime:?}"
+    );
     println!("stale grant died {lifetime:?} after it was stored (ttl {ttl:?})");
 }
 
@@ -195,11 +243,17 @@ async fn rate_limit_shared_across_replicas() {
     };
     assert!(retry_after > Duration::ZERO, "{retry_after:?}");
     assert!(retry_after <= Duration::from_secs(1), "{retry_after:?}");
-    assert_eq!(second.check(&user_key("ana"), quota).await, RateDecision::Allowed);
+    assert_eq!(
+        second.check(&user_key("ana"), quota).await,
+        RateDecision::Allowed
+    );
 
     tokio::time::sleep(retry_after + Duration::from_millis(20)).await;
     assert_eq!(second.check(&key, quota).await, RateDecision::Allowed);
-    assert!(matches!(first.check(&key, quota).await, RateDecision::Limited { .. }));
+    assert!(matches!(
+        first.check(&key, quota).await,
+        RateDecision::Limited { .. }
+    ));
 }
 
 #[tokio::test]
@@ -212,21 +266,45 @@ async fn gcra_script_under_controlled_clock() {
     let start = 1_000_000_000_000u64;
 
     for _ in 0..3 {
-        assert_eq!(caches.check_at(&key, quota, start).await, Some(RateDecision::Allowed));
+        assert_eq!(
+            caches.check_at(&key, quota, start).await,
+            Some(RateDecision::Allowed)
+        );
     }
     let limited = |retry_after| Some(RateDecision::Limited { retry_after });
-    assert_eq!(caches.check_at(&key, quota, start).await, limited(Duration::from_secs(1)));
-    assert_eq!(caches.check_at(&key, quota, start + 400_000).await, limited(Duration::from_millis(600)));
-    assert_eq!(caches.check_at(&key, quota, start + 999_999).await, limited(Duration::from_micros(1)));
-    assert_eq!(caches.check_at(&key, quota, start + 1_000_000).await, Some(RateDecision::Allowed));
-    assert_eq!(caches.check_at(&key, quota, start + 1_000_000).await, limited(Duration::from_secs(1)));
+    assert_eq!(
+        caches.check_at(&key, quota, start).await,
+        limited(Duration::from_secs(1))
+    );
+    assert_eq!(
+        caches.check_at(&key, quota, start + 400_000).await,
+        limited(Duration::from_millis(600))
+    );
+    assert_eq!(
+        caches.check_at(&key, quota, start + 999_999).await,
+        limited(Duration::from_micros(1))
+    );
+    assert_eq!(
+        caches.check_at(&key, quota, start + 1_000_000).await,
+        Some(RateDecision::Allowed)
+    );
+    assert_eq!(
+        caches.check_at(&key, quota, start + 1_000_000).await,
+        limited(Duration::from_secs(1))
+    );
 
     // After a long idle time the full burst is back, and no more.
     let later = start + 60_000_000;
     for _ in 0..3 {
-        assert_eq!(caches.check_at(&key, quota, later).await, Some(RateDecision::Allowed));
+        assert_eq!(
+            caches.check_at(&key, quota, later).await,
+            Some(RateDecision::Allowed)
+        );
     }
-    assert_eq!(caches.check_at(&key, quota, later).await, limited(Duration::from_secs(1)));
+    assert_eq!(
+        caches.check_at(&key, quota, later).await,
+        limited(Duration::from_secs(1))
+    );
 }
 
 /// Reference GCRA, written independently of the crate: returns the retry-after in µs (0 when
@@ -254,7 +332,9 @@ async fn gcra_script_matches_reference() {
     // A fixed linear congruential sequence keeps the run reproducible.
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next_random = move || {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         seed >> 33
     };
 
@@ -271,14 +351,26 @@ async fn gcra_script_matches_reference() {
                 0 => RateDecision::Allowed,
                 micros => {
                     limited_count += 1;
-                    RateDecision::Limited { retry_after: Duration::from_micros(micros) }
+                    RateDecision::Limited {
+                        retry_after: Duration::from_micros(micros),
+                    }
                 }
             };
             let got = caches.check_at(&key, quota, now).await;
-            assert_eq!(got, Some(expected), "quota {quota:?}, step {step}, now {now}");
+            assert_eq!(
+                got,
+                Some(expected),
+                "quota {quota:?}, step {step}, now {now}"
+            );
         }
     }
     // Both outcomes must occur, or the comparison proves little.
-    assert!(limited_count > 50, "only {limited_count} of 600 checks were limited");
-    assert!(limited_count < 550, "{limited_count} of 600 checks were limited");
+    assert!(
+        limited_count > 50,
+        "only {limited_count} of 600 checks were limited"
+    );
+    assert!(
+        limited_count < 550,
+        "{limited_count} of 600 checks were limited"
+    );
 }

@@ -21,7 +21,10 @@ impl Gcra {
     pub(crate) fn new(quota: Quota) -> Self {
         let period_us = u64::try_from(quota.period().as_micros()).unwrap_or(u64::MAX);
         let interval_us = (period_us / u64::from(quota.limit())).max(1);
-        Self { interval_us, tolerance_us: period_us.saturating_sub(interval_us) }
+        Self {
+            interval_us,
+            tolerance_us: period_us.saturating_sub(interval_us),
+        }
     }
 
     /// Decides on one request at `now_us` and returns the decision with the new state.

@@ -35,8 +35,14 @@ impl InProcessRateLimiter {
     /// Creates a limiter with no recorded requests.
     #[must_use]
     pub fn new() -> Self {
-        let state = State { arrival_times: HashMap::new(), sweep_at: SWEEP_THRESHOLD };
-        Self { epoch: Instant::now(), state: Mutex::new(state) }
+        let state = State {
+            arrival_times: HashMap::new(),
+            sweep_at: SWEEP_THRESHOLD,
+        };
+        Self {
+            epoch: Instant::now(),
+            state: Mutex::new(state),
+        }
     }
 
     /// Counts one request for `key` against `quota`; the synchronous form of
@@ -44,7 +50,10 @@ impl InProcessRateLimiter {
     pub fn check_now(&self, key: &RateLimitKey, quota: Quota) -> RateDecision {
         let gcra = Gcra::new(quota);
         let now_us = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
 
         if state.arrival_times.len() >= state.sweep_at {
             // A key whose arrival time has passed is back to a full burst, the same as no

@@ -105,7 +105,10 @@ impl RateLimitKey {
     /// `Juan@Acme.test` and `juan@acme.test` share one limit.
     #[must_use]
     pub fn new(limit: &'static str, subject: Subject) -> Self {
-        debug_assert!(!limit.contains(':'), "rate limit name {limit:?} contains ':'");
+        debug_assert!(
+            !limit.contains(':'),
+            "rate limit name {limit:?} contains ':'"
+        );
         let subject = match subject {
             Subject::Login(name) => Subject::Login(name.to_lowercase()),
             other => other,

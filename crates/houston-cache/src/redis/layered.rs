@@ -7,6 +7,7 @@ use fred::prelude::Value;
 use houston_protocol::WorkspaceId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
 use super::message::Invalidation;
 use super::shared::Shared;
@@ -32,7 +33,12 @@ where
 {
     pub(crate) async fn get(&self, key: &K) -> Lookup<V> {
         let local_generation = self.store.generation();
-        let miss = |remote_version| Lookup::Miss(Ticket { local_generation, remote_version });
+        let miss = |remote_version| {
+            Lookup::Miss(Ticket {
+                local_generation,
+                remote_version,
+            })
+        };
         if !self.shared.is_up() {
             return miss(None);
         }
@@ -42,7 +48,12 @@ where
 
         let script = &self.shared.scripts.get;
         let arguments = vec![self.entry_prefix(key.workspace()), key.suffix()];
-        let reply: Vec<Value> = match self.shared.run(script, self.version_key(key.workspace()), arguments).await {
+        let sent_at = Instant::now();
+        let reply: Vec<Value> = match self
+            .shared
+            .run(script, self.version_key(key.workspace()), arguments)
+            .await
+        {
             Ok(reply) => reply,
             Err(()) => return miss(None),
         };
@@ -53,9 +64,13 @@ where
         match found {
             (version, None) => miss(Some(version)),
             (_, Some((value, remaining))) => {
-                // A local copy never outlives the Redis entry it came from.
-                let ttl = remaining.min(self.shared.ttl);
-                self.store.insert(key.clone(), value.clone(), ttl, local_generation);
+                // A local copy never outlives the Redis entry it came from: Redis measured the
+                // remaining lifetime after the command was sent.
+                let ttl = remaining
+                    .min(self.shared.ttl)
+                    .saturating_sub(sent_at.elapsed());
+                self.store
+                    .insert(key.clone(), value.clone(), ttl, local_generation);
                 Lookup::Hit(value)
             }
         }
@@ -73,11 +88,24 @@ where
         };
 
         let ttl_ms = self.shared.ttl.as_millis().to_string();
-        let arguments = vec![self.entry_prefix(key.workspace()), key.suffix(), version, json, ttl_ms];
+        let arguments = vec![
+            self.entry_prefix(key.workspace()),
+            key.suffix(),
+            version,
+            json,
+            ttl_ms,
+        ];
         let script = &self.shared.scripts.put;
-        let stored: Result<i64, ()> = self.shared.run(script, self.version_key(key.workspace()), arguments).await;
+        let sent_at = Instant::now();
+        let stored: Result<i64, ()> = self
+            .shared
+            .run(script, self.version_key(key.workspace()), arguments)
+            .await;
         if stored == Ok(1) {
-            self.store.insert(key.clone(), value, self.shared.ttl, ticket.local_generation);
+            // Redis started the entry's TTL after the command was sent.
+            let ttl = self.shared.ttl.saturating_sub(sent_at.elapsed());
+            self.store
+                .insert(key.clone(), value, ttl, ticket.local_generation);
         }
     }
 
@@ -120,7 +148,9 @@ where
 
 /// Parses `{version}` or `{version, value, pttl_ms}`. An entry whose value cannot be parsed
 /// or that has no expiry is treated as absent.
-fn parse_get_reply<V: DeserializeOwned>(reply: Vec<Value>) -> Option<(String, Option<(V, Duration)>)> {
+fn parse_get_reply<V: DeserializeOwned>(
+    reply: Vec<Value>,
+) -> Option<(String, Option<(V, Duration)>)> {
     let mut parts = reply.into_iter();
     let version = parts.next()?.as_string()?;
     let Some(value) = parts.next() else {
@@ -128,7 +158,9 @@ fn parse_get_reply<V: DeserializeOwned>(reply: Vec<Value>) -> Option<(String, Op
     };
     let remaining_ms = parts.next().and_then(|pttl| pttl.as_i64()).unwrap_or(-1);
     let remaining = u64::try_from(remaining_ms).ok().map(Duration::from_millis);
-    let parsed = value.as_str().and_then(|text| serde_json::from_str::<V>(&text).ok());
+    let parsed = value
+        .as_str()
+        .and_then(|text| serde_json::from_str::<V>(&text).ok());
     match (parsed, remaining) {
         (Some(value), Some(remaining)) => Some((version, Some((value, remaining)))),
         _ => Some((version, None)),

@@ -26,13 +26,25 @@ mod tests {
             UserId::parse("juan").unwrap(),
         );
         let text = serde_json::to_string(&Invalidation::Permission(scope.clone())).unwrap();
-        assert_eq!(text, r#"{"kind":"permission","workspace":"acme","user":"juan","agent":null}"#);
-        assert_eq!(serde_json::from_str::<Invalidation>(&text).unwrap(), Invalidation::Permission(scope));
+        assert_eq!(
+            text,
+            r#"{"kind":"permission","workspace":"acme","user":"juan","agent":null}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Invalidation>(&text).unwrap(),
+            Invalidation::Permission(scope)
+        );
 
-        let route = RouteKey::new(WorkspaceId::parse("acme").unwrap(), AgentId::parse("hr").unwrap());
+        let route = RouteKey::new(
+            WorkspaceId::parse("acme").unwrap(),
+            AgentId::parse("hr").unwrap(),
+        );
         let text = serde_json::to_string(&Invalidation::Route(route.clone())).unwrap();
         assert_eq!(text, r#"{"kind":"route","workspace":"acme","agent":"hr"}"#);
-        assert_eq!(serde_json::from_str::<Invalidation>(&text).unwrap(), Invalidation::Route(route));
+        assert_eq!(
+            serde_json::from_str::<Invalidation>(&text).unwrap(),
+            Invalidation::Route(route)
+        );
     }
 
     #[test]

@@ -75,7 +75,10 @@ pub enum RedisError {
     #[error("invalid Redis key_prefix {0:?}: must not contain '{{' or '}}'")]
     KeyPrefix(String),
     #[error("invalid Redis {field} {value:?}: must be more than 0")]
-    Duration { field: &'static str, value: Duration },
+    Duration {
+        field: &'static str,
+        value: Duration,
+    },
     #[error("creating the Redis client failed: {0}")]
     Client(#[source] fred::error::Error),
 }
@@ -97,7 +100,9 @@ impl RedisCaches {
         validate(&config)?;
         let builder = builder(&config)?;
         let client = builder.build().map_err(RedisError::Client)?;
-        let subscriber = builder.build_subscriber_client().map_err(RedisError::Client)?;
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(RedisError::Client)?;
         client.connect();
         subscriber.connect();
 
@@ -134,11 +139,19 @@ impl RedisCaches {
     }
 
     fn permissions(&self) -> Layer<'_, PermissionKey, Permission> {
-        Layer { shared: &self.shared, kind: "perm", store: &self.shared.permissions }
+        Layer {
+            shared: &self.shared,
+            kind: "perm",
+            store: &self.shared.permissions,
+        }
     }
 
     fn routes(&self) -> Layer<'_, RouteKey, Route> {
-        Layer { shared: &self.shared, kind: "route", store: &self.shared.routes }
+        Layer {
+            shared: &self.shared,
+            kind: "route",
+            store: &self.shared.routes,
+        }
     }
 }
 
@@ -177,14 +190,13 @@ fn validate(config: &RedisConfig) -> Result<(), RedisError> {
 
 fn builder(config: &RedisConfig) -> Result<Builder, RedisError> {
     // The fred error message may quote the URL, which can contain a password.
-    let mut fred_config = Config::from_url(config.url.expose_secret()).map_err(|error| {
-        RedisError::Url {
+    let mut fred_config =
+        Config::from_url(config.url.expose_secret()).map_err(|error| RedisError::Url {
             reason: format!(
                 "parsing failed ({:?}); expected redis://[user:password@]host:port[/db]",
                 error.kind()
             ),
-        }
-    })?;
+        })?;
     // Start even when Redis is down; the reconnect policy keeps trying.
     fred_config.fail_fast = false;
 
@@ -193,7 +205,8 @@ fn builder(config: &RedisConfig) -> Result<Builder, RedisError> {
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
         .with_connection_config(|connection| {
             connection.connection_timeout = config.connect_timeout;
-            connection.internal_command_timeout = config.command_timeout.max(config.connect_timeout);
+            connection.internal_command_timeout =
+                config.command_timeout.max(config.connect_timeout);
             connection.max_command_attempts = 1;
             connection.tcp.nodelay = Some(true);
         })
@@ -217,7 +230,9 @@ impl PermissionCache for RedisCaches {
 
     async fn invalidate(&self, scope: &PermissionScope) {
         let message = Invalidation::Permission(scope.clone());
-        self.permissions().invalidate(&scope.workspace, |key| scope.matches(key), &message).await;
+        self.permissions()
+            .invalidate(&scope.workspace, |key| scope.matches(key), &message)
+            .await;
     }
 }
 
@@ -233,6 +248,8 @@ impl RoutingCache for RedisCaches {
 
     async fn invalidate(&self, key: &RouteKey) {
         let message = Invalidation::Route(key.clone());
-        self.routes().invalidate(&key.workspace, |candidate| candidate == key, &message).await;
+        self.routes()
+            .invalidate(&key.workspace, |candidate| candidate == key, &message)
+            .await;
     }
 }

@@ -12,7 +12,12 @@ impl RedisCaches {
     /// Redis server clock, so tests can check the script's arithmetic. Returns `None` when
     /// Redis failed.
     #[doc(hidden)]
-    pub async fn check_at(&self, key: &RateLimitKey, quota: Quota, now_us: u64) -> Option<RateDecision> {
+    pub async fn check_at(
+        &self,
+        key: &RateLimitKey,
+        quota: Quota,
+        now_us: u64,
+    ) -> Option<RateDecision> {
         self.check_in_redis(key, quota, now_us.to_string()).await
     }
 
@@ -24,12 +29,18 @@ impl RedisCaches {
     ) -> Option<RateDecision> {
         let gcra = Gcra::new(quota);
         let redis_key = format!("{}rl:{key}", self.shared.prefix);
-        let arguments = vec![gcra.interval_us.to_string(), gcra.tolerance_us.to_string(), now_us];
+        let arguments = vec![
+            gcra.interval_us.to_string(),
+            gcra.tolerance_us.to_string(),
+            now_us,
+        ];
         let script = &self.shared.scripts.gcra;
         let retry_after_us: i64 = self.shared.run(script, redis_key, arguments).await.ok()?;
         match u64::try_from(retry_after_us) {
             Ok(0) | Err(_) => Some(RateDecision::Allowed),
-            Ok(micros) => Some(RateDecision::Limited { retry_after: Duration::from_micros(micros) }),
+            Ok(micros) => Some(RateDecision::Limited {
+                retry_after: Duration::from_micros(micros),
+            }),
         }
     }
 }

@@ -87,7 +87,9 @@ impl Shared {
         self.clear_local();
         let previous = self.state.swap(UP, Ordering::SeqCst);
         match previous {
-            DOWN => tracing::info!("Redis is reachable again: caches and shared rate limits resumed"),
+            DOWN => {
+                tracing::info!("Redis is reachable again: caches and shared rate limits resumed")
+            }
             STARTING => tracing::info!(channel = %self.channel, "Redis caches connected"),
             _ => {}
         }

@@ -39,7 +39,12 @@ impl Events {
 
 /// Runs until a client is closed with QUIT; dropping [`super::RedisCaches`] aborts it.
 pub(crate) async fn supervise(shared: Arc<Shared>, events: Events, probe_interval: Duration) {
-    let Events { mut messages, mut subscriber_errors, mut client_errors, mut reconnects } = events;
+    let Events {
+        mut messages,
+        mut subscriber_errors,
+        mut client_errors,
+        mut reconnects,
+    } = events;
     let mut probe = tokio::time::interval(probe_interval);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -83,9 +88,13 @@ pub(crate) async fn recover(shared: &Shared) {
     }
     let timeout = shared.command_timeout;
 
-    let subscribed = tokio::time::timeout(timeout, shared.subscriber.subscribe(&shared.channel)).await;
+    let subscribed =
+        tokio::time::timeout(timeout, shared.subscriber.subscribe(&shared.channel)).await;
     if let Err(error) = flatten(subscribed) {
-        shared.mark_down(&format_args!("subscribing to {} failed: {error}", shared.channel));
+        shared.mark_down(&format_args!(
+            "subscribing to {} failed: {error}",
+            shared.channel
+        ));
         return;
     }
 

@@ -18,7 +18,10 @@ pub fn key(workspace: &str, user: &str, agent: &str) -> PermissionKey {
 }
 
 pub fn route_key(workspace: &str, agent: &str) -> RouteKey {
-    RouteKey::new(WorkspaceId::parse(workspace).unwrap(), AgentId::parse(agent).unwrap())
+    RouteKey::new(
+        WorkspaceId::parse(workspace).unwrap(),
+        AgentId::parse(agent).unwrap(),
+    )
 }
 
 /// Stores `permission` for `key` through the miss path, as the control plane does.
@@ -33,7 +36,10 @@ pub async fn fill(caches: &Caches, key: &PermissionKey, permission: Permission) 
 pub async fn entry_is_keyed_by_all_three_ids(caches: &Caches) {
     let cached = key("ws-a", "user-u", "agent-x");
     fill(caches, &cached, Permission::allowed(Role::Admin)).await;
-    assert_eq!(caches.permissions.get(&cached).await, Lookup::Hit(Permission::allowed(Role::Admin)));
+    assert_eq!(
+        caches.permissions.get(&cached).await,
+        Lookup::Hit(Permission::allowed(Role::Admin))
+    );
 
     let others = [
         key("ws-b", "user-u", "agent-x"),
@@ -46,7 +52,10 @@ pub async fn entry_is_keyed_by_all_three_ids(caches: &Caches) {
     ];
     for other in others {
         let lookup = caches.permissions.get(&other).await;
-        assert!(lookup.hit().is_none(), "entry for {cached:?} returned for {other:?}");
+        assert!(
+            lookup.hit().is_none(),
+            "entry for {cached:?} returned for {other:?}"
+        );
     }
 }
 
@@ -60,11 +69,21 @@ pub async fn revoke_beats_slow_database_read(caches: &Caches) {
     // The database read (which saw the grant) is slow; the revoke commits meanwhile.
     caches
         .permissions
-        .invalidate(&PermissionScope::grant(key.workspace.clone(), key.user.clone(), key.agent.clone()))
+        .invalidate(&PermissionScope::grant(
+            key.workspace.clone(),
+            key.user.clone(),
+            key.agent.clone(),
+        ))
         .await;
-    caches.permissions.put(&key, Permission::allowed(Role::Member), ticket).await;
+    caches
+        .permissions
+        .put(&key, Permission::allowed(Role::Member), ticket)
+        .await;
 
-    assert!(caches.permissions.get(&key).await.hit().is_none(), "old grant was cached");
+    assert!(
+        caches.permissions.get(&key).await.hit().is_none(),
+        "old grant was cached"
+    );
 }
 
 /// Checks that a role change for one user drops all of that user's entries and no other user's.
@@ -78,7 +97,10 @@ pub async fn user_scope_drops_only_that_user(caches: &Caches) {
 
     caches
         .permissions
-        .invalidate(&PermissionScope::user(first.workspace.clone(), first.user.clone()))
+        .invalidate(&PermissionScope::user(
+            first.workspace.clone(),
+            first.user.clone(),
+        ))
         .await;
 
     assert!(caches.permissions.get(&first).await.hit().is_none());
@@ -89,13 +111,23 @@ pub async fn user_scope_drops_only_that_user(caches: &Caches) {
 /// Checks that routes are cached per workspace and agent and dropped by invalidation.
 pub async fn route_round_trip(caches: &Caches) {
     let key = route_key("ws-route", "agent-x");
-    let route = Route { endpoint: "tcp:127.0.0.1:7001".into(), generation: 3 };
+    let route = Route {
+        endpoint: "tcp:127.0.0.1:7001".into(),
+        generation: 3,
+    };
     let Lookup::Miss(ticket) = caches.routes.get(&key).await else {
         panic!("expected a miss");
     };
     caches.routes.put(&key, route.clone(), ticket).await;
     assert_eq!(caches.routes.get(&key).await, Lookup::Hit(route));
-    assert!(caches.routes.get(&route_key("ws-other", "agent-x")).await.hit().is_none());
+    assert!(
+        caches
+            .routes
+            .get(&route_key("ws-other", "agent-x"))
+            .await
+            .hit()
+            .is_none()
+    );
 
     caches.routes.invalidate(&key).await;
     assert!(caches.routes.get(&key).await.hit().is_none());

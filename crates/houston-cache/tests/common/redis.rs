@@ -40,7 +40,11 @@ pub fn shared_redis_url() -> Option<String> {
         .is_some_and(|socket| {
             std::net::TcpStream::connect_timeout(&socket, Duration::from_secs(1)).is_ok()
         });
-    if reachable { Some(url) } else { unavailable(&format!("Redis at {url} is unreachable")) }
+    if reachable {
+        Some(url)
+    } else {
+        unavailable(&format!("Redis at {url} is unreachable"))
+    }
 }
 
 /// Returns a key prefix no other test uses, so tests can share one Redis in parallel.
@@ -104,7 +108,10 @@ impl ThrowawayRedis {
     /// Starts a server on `port`, or returns `None` (test skipped) when `redis-server` is
     /// missing outside CI.
     pub fn start_on_if_installed(port: u16) -> Option<Self> {
-        let available = Command::new("redis-server").arg("--version").output().is_ok();
+        let available = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok();
         if !available {
             return unavailable("redis-server is not installed");
         }
@@ -115,7 +122,11 @@ impl ThrowawayRedis {
     pub fn start_on(port: u16) -> Self {
         let directory = tempfile::tempdir().unwrap();
         let child = spawn_server(port, directory.path());
-        let server = Self { port, child: Some(child), directory };
+        let server = Self {
+            port,
+            child: Some(child),
+            directory,
+        };
         server.wait_ready();
         server
     }
@@ -145,7 +156,10 @@ impl ThrowawayRedis {
 
     fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the server is not running");
-        let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill {signal} failed");
     }
 
@@ -159,7 +173,10 @@ impl ThrowawayRedis {
     fn wait_ready(&self) {
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -173,12 +190,25 @@ impl Drop for ThrowawayRedis {
 
 /// Returns a loopback port that nothing listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_server(port: u16, directory: &Path) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(directory)
         .stdout(Stdio::null())
