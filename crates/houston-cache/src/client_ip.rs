@@ -214,6 +214,16 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_header_yields_peer_or_listed_address(
+            header in "[0-9a-f:.,\\[\\] ]{0,80}|\\PC{0,80}",
+        ) {
+            let peer = ip("10.0.0.1");
+            let found = proxies().client_ip(peer, [header.as_str()]);
+            let listed = header.split(',').filter_map(|entry| parse_hop(entry.trim())).any(|hop| hop == found);
+            prop_assert!(found == peer || listed, "{found} is neither the peer nor in {header:?}");
+        }
+
+        #[test]
         fn result_is_peer_or_from_header(
             peer in address(),
             hops in proptest::collection::vec(address(), 0..6),
