@@ -3,7 +3,7 @@
 //! `X-Forwarded-For` is written by the client as much as by proxies: each proxy appends the
 //! address it received the request from, so only the entries appended by proxies we trust are
 //! facts. [`TrustedProxies::client_ip`] therefore starts at the TCP peer and walks the header
-//! from right to left while the hop it stands on is a configured proxy. The first address that
+//! from right to left while the current hop is a configured proxy. The first address that
 //! is not a trusted proxy is the client. Everything to its left is whatever the client sent
 //! and is ignored.
 
@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
-/// Why a trusted proxy entry was rejected.
+/// Error for a trusted proxy entry that is neither an address nor a CIDR.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid trusted proxy {value:?}: expected an IP address or a CIDR such as 10.0.0.0/8")]
 pub struct TrustedProxyError {

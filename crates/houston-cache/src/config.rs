@@ -6,7 +6,7 @@ use std::time::Duration;
 /// `put` (milliseconds), it bounds how long a lost invalidation can leave a stale entry.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(4);
 
-/// Default number of entries each per-process cache holds at most.
+/// Default maximum number of entries in each per-process cache.
 pub const DEFAULT_LOCAL_CAPACITY: usize = 100_000;
 
 /// Settings of the permission and routing caches.
@@ -15,7 +15,7 @@ pub struct CacheConfig {
     /// Time to live of every entry, in Redis and in the per-process copy alike. A stale entry
     /// whose invalidation was lost is served for at most this long after it was stored.
     pub ttl: Duration,
-    /// Number of entries each per-process cache holds at most.
+    /// Maximum number of entries in each per-process cache.
     pub local_capacity: usize,
 }
 
@@ -32,7 +32,7 @@ impl Default for CacheConfig {
 /// read that precedes a `put`.
 pub const MAX_TTL: Duration = Duration::from_secs(4);
 
-/// Why cache settings were rejected.
+/// Error for an invalid cache setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid cache ttl {0:?}: must be more than 0 and at most {MAX_TTL:?}")]

@@ -40,12 +40,12 @@ impl Permission {
     }
 }
 
-/// Where an agent's running runtime listens.
+/// Endpoint of an agent's running runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     /// The runtime's endpoint, for example `unix:/run/houston/hr.sock` or `tcp:10.0.0.7:8080`.
     pub endpoint: String,
-    /// Generation of the runtime that listens there; it grows with every runtime start, so a
+    /// Generation of the runtime that listens there. It grows with every runtime start, so a
     /// caller can tell a route to a stopped runtime from the current one.
     pub generation: u64,
 }

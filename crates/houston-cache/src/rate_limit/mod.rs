@@ -26,7 +26,7 @@ pub struct Quota {
     period: Duration,
 }
 
-/// Why a quota was rejected.
+/// Error for an invalid quota.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
     #[error("invalid rate limit: limit must be at least 1, got 0")]

@@ -34,7 +34,7 @@ redis.call('SET', ARGV[1] .. version .. ARGV[2], ARGV[4], 'PX', ARGV[5])
 return 1
 ";
 
-/// Makes every entry of a workspace unreachable and tells every replica.
+/// Makes every entry of a workspace unreachable and publishes the message to every replica.
 ///
 /// KEYS[1]: version key. ARGV[1]: channel. ARGV[2]: message. ARGV[3]: lifetime of the
 /// version key in ms. Returns the number of subscribers that received the message.
