@@ -1,4 +1,4 @@
-import { useCallback, useState } from 'react';
+import { useCallback, useEffect, useState } from 'react';
 import { Link } from 'react-router';
 import { describeError } from '../api/http';
 import type { Agent } from '../api/types';
@@ -23,6 +23,8 @@ export function HomePage() {
       setError(describeError(failure));
     }
   }, [api, workspace?.id]);
+  // Another workspace's tiles must not stay on screen while the new list loads.
+  useEffect(() => setAgents(null), [workspace?.id]);
   usePolling(load, REFRESH_MS, [load]);
 
   return (
