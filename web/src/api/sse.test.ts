@@ -57,6 +57,28 @@ describe('SseDecoder', () => {
     expect(decoder.feed(': heartbeat\n\n: another\n\n')).toEqual([]);
   });
 
+  it('decodes the same frames at random chunk sizes', () => {
+    const texts = Array.from({ length: 60 }, (_, index) => `piece ${index} ünïcödé 🚀\n`);
+    const wire = encoder.encode(texts.map((text, index) => frame(index + 1, text) + ': heartbeat\n\n').join(''));
+    // A fixed seed keeps failures reproducible.
+    let seed = 42;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 50; round++) {
+      const decoder = new SseDecoder();
+      const frames: SseFrame[] = [];
+      let start = 0;
+      while (start < wire.length) {
+        const size = 1 + Math.floor(random() * 40);
+        frames.push(...decoder.feed(wire.slice(start, start + size)));
+        start += size;
+      }
+      expect(frames.map((decoded) => JSON.parse(decoded.data).text)).toEqual(texts);
+    }
+  });
+
   it('keeps an unfinished frame for the next chunk', () => {
     const decoder = new SseDecoder();
     expect(decoder.feed('id: 4\ndata: {"a"')).toEqual([]);
