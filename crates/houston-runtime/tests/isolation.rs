@@ -66,6 +66,7 @@ async fn only_minimal_root_is_visible() {
         assert_eq!(hr.errno(&format!("stat {probe_dir}")).await, i64::from(ENOENT));
         assert_eq!(hr.errno(&format!("stat {}", home.dir.path().display())).await, i64::from(ENOENT));
 
+        wait_for_host_root_detached(&mut hr).await;
         let root = hr.send("list /").await;
         let entries: Vec<&str> = root["value"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         for entry in &entries {
@@ -238,6 +239,42 @@ async fn stop_leaves_no_process() {
         for pid in sleepers {
             assert!(!is_process_alive(pid), "sleeper {pid} survived the stop");
         }
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Waits until the init has detached the host's root, which it does while the engine starts.
+async fn wait_for_host_root_detached(client: &mut ProbeClient) {
+    for _ in 0..200 {
+        if client.send("stat /.host").await["errno"] == i64::from(ENOENT) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the host root is still mounted at /.host/root after 2 s");
+}
+
+#[tokio::test]
+async fn host_root_unreachable_while_detaching() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let home = Home::new();
+        let backend = NamespaceBackend::new(namespace_config(ResourceLimits::default()));
+        let (handle, mut hr) = start(&backend, &home, "hr").await;
+
+        // Run while the init may still be detaching: the parked host root must be shielded.
+        for path in ["/.host/root", "/.host/root/etc/passwd", "/.host/root/root"] {
+            let errno = hr.errno(&format!("stat {path}")).await;
+            assert!(errno == i64::from(EACCES) || errno == i64::from(ENOENT), "stat {path}: errno {errno}");
+        }
+        assert_ne!(hr.send("list /.host").await["ok"], true);
+        assert_ne!(hr.send("read /.host/root/etc/passwd").await["ok"], true);
+        wait_for_host_root_detached(&mut hr).await;
+        let mounts = hr.send("read /proc/self/mountinfo").await;
+        let mounts = mounts["value"].as_str().unwrap();
+        assert!(!mounts.contains("/.host"), "{mounts}");
+
+        handle.instance.stop(Duration::from_secs(2)).await.unwrap();
     })
     .await
     .expect("test timed out");

@@ -174,26 +174,37 @@ fn run_outer(plan: &SandboxPlan) -> Result<u8, InitError> {
     supervise(child, &signals)
 }
 
-/// PID 1 of the sandbox: builds the root, drops privileges, starts the engine and reaps.
+/// PID 1 of the sandbox: builds the root, starts the engine, detaches the host's root while
+/// the engine starts, drops its own privileges and reaps.
 fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
     mounts::build_root(plan)?;
     nix::unistd::sethostname("houston-sandbox").map_err(|errno| InitError::sys("set the hostname", errno))?;
-    drop_privileges()?;
-    seccomp::install().map_err(InitError)?;
 
     let exec = ExecRequest::new(plan)?;
     match sys::fork_single_threaded().map_err(|error| InitError::io("fork the engine".into(), error))? {
         ForkResult::Child => {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-            let error = exec.run();
+            let error = match confine() {
+                Ok(()) => exec.run().to_string(),
+                Err(error) => error.to_string(),
+            };
             eprintln!("houston sandbox: failed to execute {}: {error}", plan.program.display());
             std::process::exit(EXEC_FAILED);
         }
         ForkResult::Parent { child } => {
             let _ = nix::unistd::close(TOKEN_FD);
+            // Returning an error ends PID 1, and the kernel then kills the engine too.
+            mounts::detach_host_root()?;
+            confine()?;
             supervise(child, signals)
         }
     }
+}
+
+/// Drops every privilege and installs the seccomp filter.
+fn confine() -> Result<(), InitError> {
+    drop_privileges()?;
+    seccomp::install().map_err(InitError)
 }
 
 /// Switches to [`SANDBOX_ID`] with no supplementary groups and drops every capability

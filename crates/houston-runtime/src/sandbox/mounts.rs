@@ -5,6 +5,7 @@
 //! detached, so no path inside the sandbox leads back to it.
 
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -12,6 +13,13 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 
 use super::init::InitError;
 use super::plan::{Bind, SandboxPlan, inside};
+
+/// A directory with mode 000 that shields [`OLD_ROOT`]. The mount point itself cannot shield
+/// it: path lookup checks the permissions of the mounted root (the host's `/`), not of the
+/// directory underneath.
+const OLD_ROOT_PARENT: &str = "/.host";
+/// Where the host's root stays mounted between `pivot_root` and [`detach_host_root`].
+const OLD_ROOT: &str = "/.host/root";
 
 /// Size of the root tmpfs; it only holds directories and mount points.
 const ROOT_TMPFS_OPTIONS: &str = "mode=0755,size=1m";
@@ -41,17 +49,35 @@ pub(super) fn build_root(plan: &SandboxPlan) -> Result<(), InitError> {
     mount(Some("proc"), &proc_dir, Some("proc"), proc_flags, none)
         .map_err(|errno| InitError::sys("mount /proc", errno))?;
 
-    pivot_into(root)?;
+    pivot_into(root)
+}
+
+/// Detaches the host's root (parked at [`OLD_ROOT`] by [`build_root`]), removes its mount
+/// point and makes the new root read-only.
+///
+/// Detaching waits for an RCU grace period, several milliseconds, so the init does it while
+/// the engine already starts. Until then the old root is out of the engine's reach: the
+/// directory above its mount point has mode 000 and belongs to the sandbox's root, and the
+/// engine runs as uid 1000 without capabilities.
+pub(super) fn detach_host_root() -> Result<(), InitError> {
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(|errno| InitError::sys("detach the host root", errno))?;
+    fs::remove_dir(OLD_ROOT).map_err(|error| InitError::io(format!("remove {OLD_ROOT}"), error))?;
+    fs::remove_dir(OLD_ROOT_PARENT).map_err(|error| InitError::io(format!("remove {OLD_ROOT_PARENT}"), error))?;
+    let none: Option<&str> = None;
     let read_only = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(none, "/", none, read_only, none).map_err(|errno| InitError::sys("make the root read-only", errno))
 }
 
-/// Makes `root` the root and detaches the old one. `pivot_root(".", ".")` stacks the old
-/// root on top of the new one, so unmounting "." removes exactly the old root.
+/// Makes `root` the root and parks the old one at [`OLD_ROOT`] inside it.
 fn pivot_into(root: &Path) -> Result<(), InitError> {
     nix::unistd::chdir(root).map_err(|errno| InitError::sys("enter the new root", errno))?;
-    nix::unistd::pivot_root(".", ".").map_err(|errno| InitError::sys("pivot_root", errno))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|errno| InitError::sys("detach the host root", errno))?;
+    let parked = &OLD_ROOT[1..];
+    fs::DirBuilder::new()
+        .mode(0o000)
+        .recursive(true)
+        .create(parked)
+        .map_err(|error| InitError::io(format!("create {OLD_ROOT}"), error))?;
+    nix::unistd::pivot_root(".", parked).map_err(|errno| InitError::sys("pivot_root", errno))?;
     nix::unistd::chdir("/").map_err(|errno| InitError::sys("enter /", errno))
 }
 
