@@ -35,7 +35,7 @@ const OUTPUT_TAIL_LINES: usize = 20;
 /// How long to wait for processes to disappear after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// How the whole runtime is signalled.
+/// Signal routing that reaches every process of a runtime.
 pub(crate) enum KillMode {
     /// The engine leads its own process group; signals go to the group.
     ProcessGroup,
@@ -50,7 +50,7 @@ pub(crate) struct Launch<'a> {
     pub command: Command,
     /// The program being run, for error messages.
     pub program: PathBuf,
-    /// The address the engine announces, as it sees it.
+    /// The address the engine announces, in its own view of the file system.
     pub announced: EngineEndpoint,
     /// The same address as the host reaches it.
     pub host_endpoint: EngineEndpoint,
@@ -119,7 +119,7 @@ fn setup_error(step: &str, source: std::io::Error) -> StartError {
     StartError::Setup { step: step.to_owned(), source }
 }
 
-/// Writes the token into a new pipe and returns its read end. The pipe buffer holds the whole
+/// Writes the token into a new pipe and returns its read end. The pipe buffer takes the whole
 /// token, so the write end is closed before the engine starts and the engine reads to EOF.
 fn token_pipe(token: &SecretString, owner: Option<(u32, u32)>) -> Result<OwnedFd, StartError> {
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)

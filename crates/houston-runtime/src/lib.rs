@@ -11,8 +11,8 @@
 //!   a plain child process and is for development only. The `namespace` backend runs it in a
 //!   sandbox made of Linux namespaces, a minimal root, seccomp, no capabilities and a cgroup.
 //!
-//! Invariants: a sleeping agent has no process; the engine token is generated per launch,
-//! handed over through a pipe and never written to disk or logged; the only ways in and out
+//! Invariants: a sleeping agent has no process. The engine token is generated per launch,
+//! handed over through a pipe and never written to disk or logged. The only ways in and out
 //! of a namespace sandbox are the engine socket and the egress socket in the runtime folder.
 
 mod backend;

@@ -1,7 +1,7 @@
 //! The `process` backend: the engine as a plain child process on the host.
 //!
-//! Nothing is isolated: the engine sees the whole host file system and network with the
-//! manager's user id. Use it for development, or where namespaces are unavailable.
+//! Nothing is isolated: the engine can reach the whole host file system and network with
+//! the manager's user id. Use it for development, or where namespaces are unavailable.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -160,7 +160,8 @@ async fn failing_start_fails_fast() {
     let AcquireError::StartFailed { agent, .. } = &error else { panic!("expected StartFailed, got {error:?}") };
     assert_eq!(agent, &f.agent);
     let message = error.to_string();
-    assert!(message.contains("hr") && message.contains("model not configured"), "{message}");
+    assert!(message.contains("hr"), "{message}");
+    assert!(message.contains("model not configured"), "{message}");
     assert!(error.retry_after().is_some());
     assert_eq!(f.manager.state(&f.agent), Some(AgentState::Failed));
 

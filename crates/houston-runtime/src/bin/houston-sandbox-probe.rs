@@ -143,13 +143,13 @@ fn connect(address: &str) -> std::io::Result<()> {
     TcpStream::connect_timeout(&address, Duration::from_secs(1)).map(drop)
 }
 
-/// Sends `ping` on a Unix socket and returns the first line of the answer.
+/// Sends `ping` on a Unix socket and returns the first line of the reply.
 fn unix_ping(path: &str) -> std::io::Result<String> {
     let mut stream = UnixStream::connect(path)?;
     stream.write_all(b"ping\n")?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer)?;
-    Ok(answer.trim().to_owned())
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply)?;
+    Ok(reply.trim().to_owned())
 }
 
 fn status_field(field: &str) -> std::io::Result<String> {

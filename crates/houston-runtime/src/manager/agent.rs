@@ -439,7 +439,7 @@ impl Agent {
     }
 }
 
-/// Creates the runtime folder, readable only by this user because it holds the socket.
+/// Creates the runtime folder, readable only by this user because it contains the socket.
 fn prepare_runtime_dir(dir: &PathBuf) -> Result<(), StartError> {
     let setup = |source| StartError::Setup { step: format!("create the runtime folder {}", dir.display()), source };
     std::fs::create_dir_all(dir).map_err(setup)?;

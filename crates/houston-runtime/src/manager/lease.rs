@@ -1,4 +1,4 @@
-//! What the activator hands to a request: a lease on a ready runtime, or a wait for one.
+//! The activator's results for a request: a lease on a ready runtime, or a wait for one.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,11 +20,11 @@ pub enum Activation {
     Waking(Waking),
 }
 
-/// A request's hold on a ready runtime. While any lease of an agent exists the runtime has
-/// an open turn and is never stopped for idleness; dropping the last one starts the idle
+/// A request's hold on a ready runtime. While any lease of an agent exists, the runtime has
+/// an open turn and is never stopped for idleness. Dropping the last one starts the idle
 /// clock.
 pub struct RuntimeLease {
-    /// Where the engine listens, as the host reaches it.
+    /// The engine's address as the host reaches it.
     pub endpoint: EngineEndpoint,
     /// The bearer token the engine requires, valid for this launch only.
     pub token: SecretString,

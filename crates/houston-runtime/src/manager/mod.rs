@@ -3,8 +3,8 @@
 //!
 //! States: `asleep` (no process) → `starting` → `ready` → `draining` → `asleep`, or
 //! `starting` → `failed` (the next start waits for the restart backoff). While any
-//! [`RuntimeLease`] of an agent is held the runtime has an open turn and is never stopped;
-//! the idle timeout counts from the moment the last lease is dropped.
+//! [`RuntimeLease`] of an agent is held, the runtime has an open turn and is never stopped.
+//! The idle timeout counts from the moment the last lease is dropped.
 
 mod agent;
 mod lease;
@@ -26,7 +26,7 @@ use agent::Agent;
 /// Settings shared by every agent of one manager.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    /// Parent of the per-runtime folders: agent `A` gets `<run_dir>/A/`, which holds
+    /// Parent of the per-runtime folders: agent `A` gets `<run_dir>/A/`, which contains
     /// `engine.sock`.
     pub run_dir: PathBuf,
     /// How long an engine may take to print its readiness line.
@@ -78,7 +78,7 @@ pub enum AgentState {
     Failed,
 }
 
-/// Why a request could not get a runtime. Every variant but `UnknownAgent` is a temporary
+/// Error of a request that could not get a runtime. Every variant but `UnknownAgent` is a temporary
 /// condition the HTTP layer reports as 503 with `Retry-After`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AcquireError {
@@ -113,7 +113,7 @@ impl AcquireError {
     }
 }
 
-/// Why an agent could not be registered.
+/// Error of an agent registration.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegisterError {
     /// One or more fields of the spec are invalid.
@@ -128,7 +128,7 @@ fn join(errors: &[SpecError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
-/// What every agent's state machine shares: the backend and the configuration.
+/// The backend and configuration that every agent's state machine shares.
 pub(crate) struct Context {
     pub backend: Arc<dyn RuntimeBackend>,
     pub config: ManagerConfig,
@@ -183,7 +183,7 @@ impl RuntimeManager {
         Ok(())
     }
 
-    /// Stops the agent's runtime (if any) and forgets the agent.
+    /// Stops the agent's runtime (if any) and removes the agent from the manager.
     pub async fn unregister(&self, agent_id: &AgentId) {
         let agent = self.agents.lock().expect("agent table lock").remove(agent_id);
         if let Some(agent) = agent {

@@ -3,11 +3,12 @@
 //! Process tree of one sandbox, as seen from the host:
 //!
 //! ```text
-//! manager ── outer init (host namespaces): joins the cgroup, writes the id maps
-//!              └── inner init, created in new namespaces, PID 1 of the new PID namespace:
-//!                  builds the root, switches to uid 1000 and drops every privilege, then
-//!                  reaps orphans and forwards SIGTERM
-//!                    └── engine (exec'd with no capabilities, no_new_privs and seccomp)
+//! manager
+//!  └── outer init (host namespaces): joins the cgroup and writes the id maps.
+//!       └── inner init (new namespaces, PID 1): builds the root and starts the engine.
+//!           It then switches to uid 1000, drops every privilege, reaps orphans and
+//!           forwards SIGTERM.
+//!            └── engine: exec'd with no capabilities, no_new_privs and seccomp.
 //! ```
 //!
 //! The outer init stays in the host's user namespace because only a process there can map
@@ -126,7 +127,7 @@ fn spawn_sandbox(host_uid: u32, host_gid: u32, mut inner: impl FnMut() -> u8) ->
     Ok(child)
 }
 
-/// Maps [`SANDBOX_ID`] to the host ids. As root the map also holds `0 → 0`, because the
+/// Maps [`SANDBOX_ID`] to the host ids. As root the map also contains `0 → 0`, because the
 /// inner init builds the root as root before it switches to [`SANDBOX_ID`] for good. Without
 /// root a process may only map its own ids, one line each, after denying setgroups.
 fn write_id_maps(child: Pid, host_uid: u32, host_gid: u32) -> Result<(), InitError> {

@@ -1,10 +1,10 @@
 //! The `namespace` backend: each runtime in a sandbox of Linux namespaces.
 //!
-//! What a sandboxed engine gets: new user, mount, PID, network, IPC and UTS namespaces; a
-//! read-only tmpfs root holding only the engine binary and the shared libraries it loads,
-//! four device nodes (`null`, `zero`, `random`, `urandom`), the agent volume at `/data`
-//! (read-write), a private `/tmp`, a `/proc` of its own PID namespace and the runtime folder
-//! at `/run/houston` (engine socket and egress socket). The network namespace has only a
+//! A sandboxed engine gets new user, mount, PID, network, IPC and UTS namespaces. Its root
+//! is a read-only tmpfs with only the engine binary, the shared libraries it loads and four
+//! device nodes (`null`, `zero`, `random`, `urandom`). The agent volume is at `/data`
+//! (read-write), next to a private `/tmp`, a `/proc` of its own PID namespace and the
+//! runtime folder at `/run/houston` (engine socket and egress socket). The network namespace has only a
 //! loopback device, which is down. The engine runs as uid and gid 1000 with no
 //! capabilities, `no_new_privs` and a seccomp filter, in its own cgroup when the host has
 //! one. See [`init`] for the process tree.
@@ -59,11 +59,11 @@ impl Default for NamespaceConfig {
     }
 }
 
-/// Why this host cannot run namespace sandboxes.
+/// Error: this host cannot run namespace sandboxes.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("namespace sandboxes are not available on this host: {reason}")]
 pub struct NamespaceUnavailable {
-    /// What failed, as the check reported it.
+    /// The failure, as the check reported it.
     pub reason: String,
 }
 
@@ -230,8 +230,8 @@ pub fn sandbox_host_ids(agent: &houston_protocol::AgentId) -> (u32, u32) {
 /// Gives the sandbox's host user the runtime folder, the egress socket and the volume. The volume is walked
 /// only when its top folder belongs to someone else, which normally happens once, at the
 /// agent's first start.
-// NOTE: files a host tool adds later to a volume that was handed over already stay owned by
-// that tool's user; the engine can read them if their mode allows it, but not replace them.
+// NOTE: files a host tool adds later to a volume that was handed over already keep their
+// owner. The engine can read them if their mode allows it, but cannot replace them.
 async fn hand_over(spec: &LaunchSpec, (uid, gid): (u32, u32)) -> Result<(), StartError> {
     let runtime_dir = spec.runtime_dir.clone();
     let volume = spec.volume_dir.clone();
@@ -268,7 +268,8 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The engine's whole environment inside the sandbox: nothing is inherited from the host.
+/// Builds the engine's whole environment inside the sandbox; nothing is inherited from the
+/// host.
 fn sandbox_env(extra: &BTreeMap<String, String>, egress: bool) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = BTreeMap::from([
         ("PATH".to_owned(), "/bin".to_owned()),

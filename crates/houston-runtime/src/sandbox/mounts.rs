@@ -18,10 +18,10 @@ use super::plan::{Bind, SandboxPlan, inside};
 /// it: path lookup checks the permissions of the mounted root (the host's `/`), not of the
 /// directory underneath.
 const OLD_ROOT_PARENT: &str = "/.host";
-/// Where the host's root stays mounted between `pivot_root` and [`detach_host_root`].
+/// Mount point of the host's root between `pivot_root` and [`detach_host_root`].
 const OLD_ROOT: &str = "/.host/root";
 
-/// Size of the root tmpfs; it only holds directories and mount points.
+/// Options of the root tmpfs, which contains only directories and mount points.
 const ROOT_TMPFS_OPTIONS: &str = "mode=0755,size=1m";
 
 /// Builds the root described by `plan` and makes it the process's root.
@@ -87,8 +87,8 @@ fn create_dir(path: &Path) -> Result<(), InitError> {
 
 fn bind_mount(root: &Path, bind: &Bind) -> Result<(), InitError> {
     let target = inside(root, &bind.target);
-    let what = || format!("bind {} at {}", bind.source.display(), bind.target.display());
-    let metadata = fs::metadata(&bind.source).map_err(|error| InitError::io(what(), error))?;
+    let description = || format!("bind {} at {}", bind.source.display(), bind.target.display());
+    let metadata = fs::metadata(&bind.source).map_err(|error| InitError::io(description(), error))?;
     if metadata.is_dir() {
         create_dir(&target)?;
     } else {
@@ -96,13 +96,13 @@ fn bind_mount(root: &Path, bind: &Bind) -> Result<(), InitError> {
             create_dir(parent)?;
         }
         if !target.exists() {
-            fs::File::create(&target).map_err(|error| InitError::io(what(), error))?;
+            fs::File::create(&target).map_err(|error| InitError::io(description(), error))?;
         }
     }
 
     let none: Option<&str> = None;
     mount(Some(&bind.source), &target, none, MsFlags::MS_BIND, none)
-        .map_err(|errno| InitError::sys(&what(), errno))?;
+        .map_err(|errno| InitError::sys(&description(), errno))?;
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | locked_flags(&target)?;
     if !bind.writable {
         flags |= MsFlags::MS_RDONLY;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Where the runtime folder appears inside the sandbox.
+/// Path of the runtime folder inside the sandbox.
 pub(crate) const RUN_DIR: &str = "/run/houston";
-/// Where the agent volume appears inside the sandbox.
+/// Path of the agent volume inside the sandbox.
 pub(crate) const DATA_DIR: &str = "/data";
 /// The in-sandbox path of the egress socket.
 pub(crate) const EGRESS_SOCKET: &str = "/run/houston/egress.sock";

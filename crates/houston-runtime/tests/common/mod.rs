@@ -14,17 +14,17 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-/// The probe binary built with this crate.
+/// Returns the probe binary built with this crate.
 pub fn probe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_houston-sandbox-probe"))
 }
 
-/// The probe as engine.
+/// Returns the engine command that runs the probe as engine.
 pub fn probe_engine() -> EngineCommand {
     EngineCommand { program: probe(), args: vec!["engine".to_owned()] }
 }
 
-/// A namespace backend configuration that uses the probe as the sandbox init.
+/// Returns a namespace backend configuration that uses the probe as the sandbox init.
 pub fn namespace_config(limits: ResourceLimits) -> NamespaceConfig {
     NamespaceConfig {
         init_program: probe(),
@@ -138,7 +138,7 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// The real, effective, saved and file-system uids of a host process.
+/// Returns the real, effective, saved and file-system uids of a host process.
 pub fn host_uids(pid: u32) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let line = status.lines().find_map(|line| line.strip_prefix("Uid:")).unwrap_or_default();
