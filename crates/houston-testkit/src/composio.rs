@@ -12,7 +12,8 @@
 //!
 //! Every request must carry the configured key in `x-api-key`; others get 401 and are
 //! counted. Tests script tool behaviour with [`ComposioStandIn::script`] and finish a connect
-//! flow with [`ComposioStandIn::complete_link`].
+//! flow with [`ComposioStandIn::complete_link`] or by opening the link's `redirect_url`
+//! (`GET /link/{token}`, which needs no key), as a browser would.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,7 @@ pub struct LinkRequest {
     pub user_id: String,
     pub auth_config_id: String,
     pub connected_account_id: String,
+    pub link_token: String,
 }
 
 #[derive(Debug, Clone)]
@@ -395,6 +397,7 @@ async fn create_link(State(state): State<Shared>, Json(body): Json<Value>) -> Re
         user_id: user_id.to_owned(),
         auth_config_id: auth_config_id.to_owned(),
         connected_account_id: account_id.clone(),
+        link_token: token.clone(),
     });
     let body = json!({
         "link_token": token,
@@ -405,6 +408,15 @@ async fn create_link(State(state): State<Shared>, Json(body): Json<Value>) -> Re
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-async fn link_page(Path(token): Path<String>) -> Response {
-    (StatusCode::OK, format!("Composio stand-in connect page for {token}")).into_response()
+/// Serves the connect page, and finishes the connection as a user completing OAuth would.
+async fn link_page(State(state): State<Shared>, Path(token): Path<String>) -> Response {
+    let mut state = state.lock().expect("stand-in state lock poisoned");
+    let Some(account_id) = state.links.iter().find(|link| link.link_token == token).map(|link| link.connected_account_id.clone())
+    else {
+        return (StatusCode::NOT_FOUND, "unknown connect link").into_response();
+    };
+    if let Some(account) = state.accounts.iter_mut().find(|account| account.id == account_id) {
+        account.status = "ACTIVE".into();
+    }
+    (StatusCode::OK, axum::response::Html("<h1>Connected</h1><p>You can close this tab.</p>")).into_response()
 }

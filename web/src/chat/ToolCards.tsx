@@ -11,6 +11,9 @@ import { loadOpenTurn, type ToolLine } from './turns';
 
 const enc = encodeURIComponent;
 
+/** Frames a card below its tool line; inline so the card needs no rules in the shared stylesheet. */
+const CARD_STYLE = { border: '1px solid var(--border)', borderRadius: 8, padding: '8px 12px', margin: '4px 0 8px' } as const;
+
 /** Returns the agent and session of the chat view; a new chat's session comes from the open-turn record. */
 function useChatIds(): { agent: string; sessionId: string | undefined } {
   const { agent = '', sessionId } = useParams();
@@ -58,7 +61,7 @@ export function ConnectCard({ tool }: { tool: ToolLine }) {
   }, [api, agent, toolkit, opened, connected]);
 
   return (
-    <div className="tool-card connect-card" role="group" aria-label={`Connect ${name}`}>
+    <div className="tool-card connect-card" style={CARD_STYLE} role="group" aria-label={`Connect ${name}`}>
       <p>
         <strong>Connect {name}</strong> so {name} actions run as you. The answer continues once it is connected.
       </p>
@@ -111,7 +114,7 @@ export function ApprovalCard({ tool, turnId }: { tool: ToolLine; turnId: string 
   };
 
   return (
-    <div className="tool-card approval-card" role="group" aria-label={`Approve ${tool.label}`}>
+    <div className="tool-card approval-card" style={CARD_STYLE} role="group" aria-label={`Approve ${tool.label}`}>
       <p>
         <strong>{tool.label.replace(/…$/, '')}</strong> needs your approval before it runs.
       </p>
@@ -120,7 +123,7 @@ export function ApprovalCard({ tool, turnId }: { tool: ToolLine; turnId: string 
           {decision === 'approve' ? 'Approved. Running…' : 'Rejected.'}
         </p>
       ) : (
-        <div className="actions">
+        <div className="actions" style={{ display: 'flex', gap: 8 }}>
           <button type="button" className="button small" onClick={() => void decide(true)}>
             Approve
           </button>

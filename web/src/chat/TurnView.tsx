@@ -33,14 +33,24 @@ const TOOL_OUTCOME_TEXT: Record<ToolLine['state'], string> = {
 
 function ToolStatus({ tool, turnId }: { tool: ToolLine; turnId: string | undefined }) {
   return (
-    <li className={`status-line tool ${tool.state}`} data-tool-state={tool.state}>
-      {tool.state === 'running' && <span className="spinner" aria-hidden="true" />}
-      <span>{tool.label}</span>
-      {tool.state !== 'running' && <span className="outcome">{TOOL_OUTCOME_TEXT[tool.state]}</span>}
-      {tool.message && <span className="tool-message">{tool.message}</span>}
-      {tool.state === 'needs_connection' && tool.connectUrl && <ConnectCard tool={tool} />}
-      {tool.state === 'needs_approval' && <ApprovalCard tool={tool} turnId={turnId} />}
-    </li>
+    <>
+      <li className={`status-line tool ${tool.state}`} data-tool-state={tool.state}>
+        {tool.state === 'running' && <span className="spinner" aria-hidden="true" />}
+        <span>{tool.label}</span>
+        {tool.state !== 'running' && <span className="outcome">{TOOL_OUTCOME_TEXT[tool.state]}</span>}
+        {tool.message && <span className="tool-message">{tool.message}</span>}
+      </li>
+      {tool.state === 'needs_connection' && tool.connectUrl && (
+        <li className="tool-card-item">
+          <ConnectCard tool={tool} />
+        </li>
+      )}
+      {tool.state === 'needs_approval' && (
+        <li className="tool-card-item">
+          <ApprovalCard tool={tool} turnId={turnId} />
+        </li>
+      )}
+    </>
   );
 }
 
