@@ -5,7 +5,7 @@
 // `houston-tools-stand-in`. Screenshots go to test-artifacts/screenshots/.
 //
 // Run after `cargo build --workspace --bins` and `npm --prefix web run build`:
-//   node --test web/e2e/tools.e2e.test.mjs
+//   npm --prefix web run e2e   (or only this file: node --test web/e2e/tools.e2e.test.mjs)
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
