@@ -1,6 +1,8 @@
 //! The tool flow end to end: `houston up --demo` with the Anthropic and Composio stand-ins.
-//! Juan asks HR to post the vacation policy to #general; the stream shows "Calling Slack…"
-//! and the outcome, the egress proxy adds the Composio key, and the post runs as Juan.
+//!
+//! Juan requests that HR post the vacation policy to #general. The stream shows "Calling
+//! Slack…" and the outcome, the egress proxy adds the Composio key, and the post runs as Juan.
+//! A second run needs his approval and his Slack connection before the post goes out.
 
 mod flow_support;
 

@@ -10,6 +10,10 @@
 //! [`PolicyBroker`] applies the policy around another broker, and logs every call with the
 //! agent, user, tool, outcome and duration. Arguments are never logged, because they may
 //! hold secrets or personal data.
+//!
+//! NOTE: the policy is read from the agent folder when the engine starts. Admins change it by
+//! editing the definition's `integrations` (re-import) or the config file on the volume; the
+//! admin API has no route for it yet.
 
 use std::sync::Arc;
 use std::time::Instant;
