@@ -11,7 +11,7 @@ use houston_control_plane::seed;
 use houston_protocol::{AgentId, WorkspaceId};
 use houston_store::{AgentSettings, Role, Store, StoreOptions};
 
-/// Where the store is; shared by every admin subcommand.
+/// Location of the store, shared by every admin subcommand.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// `postgres://…` or `sqlite://PATH`.

@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Why `houston serve` could not start.
+/// Start-up or serving failure of `houston serve`.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("opening the store failed")]

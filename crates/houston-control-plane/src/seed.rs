@@ -8,7 +8,7 @@ use houston_store::{Agent, AgentSettings, NewAgent, NewUser, Role, Store, StoreE
 
 use crate::auth::password;
 
-/// Why seeding failed.
+/// Failure of a seeding step.
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     #[error(transparent)]

@@ -1,5 +1,5 @@
 //! A pool of 5 database connections serves 50 concurrent requests that each keep a long
-//! response open, because no request holds a connection while its response streams.
+//! response open, because no request keeps a connection while its response streams.
 
 mod common;
 

@@ -79,7 +79,7 @@ async fn poisoned_cache_entries_never_used() {
         let answer = app.get(&format!("/v1/agents/{}", tenants.globex_hr), &juan).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{backend}");
 
-        // A cached denial stays a denial; the store's answer is what gets cached.
+        // A cached denial stays a denial, because the store's decision is what gets cached.
         let own_key = PermissionKey::new(tenants.globex.clone(), tenants.juan.clone(), tenants.globex_hr.clone());
         let cached = permissions.get(&own_key).await.hit();
         assert_eq!(cached.map(|permission| permission.allowed), Some(false), "{backend}");

@@ -82,7 +82,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<User>>;
     /// Looks a user up by email, compared case-insensitively.
     async fn get_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
-    /// Returns the user of an external issuer, creating it on first sight.
+    /// Returns the user of an external issuer, creating it on first sight. The email is kept
+    /// only when no other user has it.
     async fn upsert_external_user(&self, issuer: &str, subject: &str, email: Option<&str>, name: &str) -> StoreResult<User>;
     async fn set_password_hash(&self, user: &UserId, password_hash: &str) -> StoreResult<()>;
 

@@ -56,7 +56,11 @@ async fn external_user_matched_by_issuer_and_subject() {
         let other_issuer = store.upsert_external_user("https://b.example", "sub-1", None, "X").await.unwrap();
         assert_eq!(first.id, again.id, "{backend}");
         assert_ne!(first.id, other_issuer.id, "{backend}");
-        assert_eq!(first.email, None, "{backend}: an external email must not be stored");
+        assert_eq!(first.email.as_deref(), Some("x@a.example"), "{backend}");
+        user(store.as_ref(), "taken@a.example").await;
+        let claims_taken = store.upsert_external_user("https://a.example", "sub-2", Some("Taken@a.example"), "Y").await.unwrap();
+        assert_eq!(claims_taken.email, None, "{backend}: an email of another user is not stored");
+        assert_eq!(claims_taken.external_subject.as_deref(), Some("sub-2"), "{backend}");
     }
 }
 

@@ -18,7 +18,7 @@ pub struct ListAgentsQuery {
     pub workspace_id: Option<String>,
 }
 
-/// Answer of `GET /v1/agents`.
+/// Response body of `GET /v1/agents`.
 #[derive(Serialize, ToSchema)]
 pub struct AgentList {
     pub agents: Vec<AgentView>,
@@ -46,7 +46,7 @@ pub async fn list_agents(
     Ok(Json(AgentList { agents: agents.iter().map(AgentView::from).collect() }))
 }
 
-/// Returns one agent the caller may use; an agent without a grant answers like an unknown one.
+/// Returns one agent the caller may use; an agent without a grant gets the same 404 as an unknown one.
 #[utoipa::path(get, path = "/v1/agents/{agent}", params(("agent" = String, Path, description = "agent id or slug")),
     security(("bearer" = [])),
     responses((status = 200, body = AgentView), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]

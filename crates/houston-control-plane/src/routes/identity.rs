@@ -29,7 +29,7 @@ pub struct LoginRequest {
     pub password: Option<String>,
 }
 
-/// Answer of a login, a refresh and an accepted invitation.
+/// Response body of a login, a refresh and an accepted invitation.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -62,14 +62,14 @@ pub struct UserView {
     pub name: String,
 }
 
-/// Answer of `GET /v1/me`.
+/// Response body of `GET /v1/me`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeResponse {
     pub user: UserView,
     pub workspaces: Vec<WorkspaceView>,
 }
 
-/// Answer of `GET /v1/workspaces`.
+/// Response body of `GET /v1/workspaces`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceView>,
@@ -191,7 +191,7 @@ pub async fn logout(State(state): State<AppState>, JsonBody(body): JsonBody<Refr
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The built-in issuer's public keys.
+/// Returns the built-in issuer's public keys.
 #[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "a JWK set")))]
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<jsonwebtoken::jwk::JwkSet>, ApiError> {
     Ok(Json(builtin(&state)?.jwks().await))

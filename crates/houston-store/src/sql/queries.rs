@@ -74,27 +74,34 @@ macro_rules! impl_store {
                 email: Option<&str>,
                 name: &str,
             ) -> crate::StoreResult<crate::User> {
-                // The email of an external user is informational: it is not stored, so an
-                // external issuer can never take over a built-in account by claiming its email.
-                let _ = email;
-                sqlx::query(
-                    "INSERT INTO users (id, email, name, password_hash, external_issuer, external_subject, created_at) \
-                     VALUES ($1, NULL, $2, NULL, $3, $4, $5) ON CONFLICT (external_issuer, external_subject) DO NOTHING",
-                )
-                .bind(houston_protocol::UserId::generate().as_str())
-                .bind(name)
-                .bind(issuer)
-                .bind(subject)
-                .bind(crate::sql::rows::now_ms())
-                .execute(&self.pool)
-                .await?;
-                let row: crate::sql::rows::UserRow =
-                    sqlx::query_as("SELECT * FROM users WHERE external_issuer = $1 AND external_subject = $2")
-                        .bind(issuer)
-                        .bind(subject)
-                        .fetch_one(&self.pool)
-                        .await?;
-                row.into_record()
+                // The email is stored only while no other user has it, so an external issuer
+                // can never take over an existing account by claiming its email. The second
+                // insert stores the user without an email when the first one lost to that rule.
+                let email = email.map(str::to_lowercase);
+                for email in [email, None] {
+                    sqlx::query(
+                        "INSERT INTO users (id, email, name, password_hash, external_issuer, external_subject, created_at) \
+                         VALUES ($1, $2, $3, NULL, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(houston_protocol::UserId::generate().as_str())
+                    .bind(email)
+                    .bind(name)
+                    .bind(issuer)
+                    .bind(subject)
+                    .bind(crate::sql::rows::now_ms())
+                    .execute(&self.pool)
+                    .await?;
+                    let row: Option<crate::sql::rows::UserRow> =
+                        sqlx::query_as("SELECT * FROM users WHERE external_issuer = $1 AND external_subject = $2")
+                            .bind(issuer)
+                            .bind(subject)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some(row) = row {
+                        return row.into_record();
+                    }
+                }
+                Err(crate::StoreError::Conflict(format!("external user {issuer} {subject} could not be stored")))
             }
 
             async fn set_password_hash(&self, user: &houston_protocol::UserId, password_hash: &str) -> crate::StoreResult<()> {

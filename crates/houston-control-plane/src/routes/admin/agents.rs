@@ -70,7 +70,7 @@ impl From<&Agent> for AdminAgentView {
     }
 }
 
-/// Answer of `GET /v1/workspaces/{workspace}/agents`.
+/// Response body of `GET /v1/workspaces/{workspace}/agents`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminAgentList {
     pub agents: Vec<AdminAgentView>,

@@ -32,7 +32,7 @@ pub struct GrantView {
     pub created_at: time::OffsetDateTime,
 }
 
-/// Answer of `GET /v1/workspaces/{workspace}/grants`.
+/// Response body of `GET /v1/workspaces/{workspace}/grants`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GrantList {
     pub grants: Vec<GrantView>,
@@ -94,7 +94,7 @@ pub async fn delete_grant(
     let agent = workspace_agent(&state, &context.workspace.id, &agent).await?;
     let user_id = parse_user_id(&user_id)?;
     let existed = state.store.delete_grant(&agent.id, &user_id).await?;
-    // Invalidate even when no row existed, because a replica may still cache an old answer.
+    // Invalidate even when no row existed, because a replica may still cache an old decision.
     state.invalidate(PermissionScope::grant(context.workspace.id.clone(), user_id.clone(), agent.id.clone())).await;
     if !existed {
         return Err(ApiError::NotFound("grant"));

@@ -36,7 +36,7 @@ impl From<Member> for MemberView {
     }
 }
 
-/// Answer of `GET /v1/workspaces/{workspace}/members`.
+/// Response body of `GET /v1/workspaces/{workspace}/members`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberList {
     pub members: Vec<MemberView>,
@@ -65,7 +65,7 @@ pub struct CreateInvitationRequest {
     pub role: Option<String>,
 }
 
-/// Answer of `POST /v1/workspaces/{workspace}/invitations`; the token is shown only here.
+/// Response body of `POST /v1/workspaces/{workspace}/invitations`; the token is shown only here.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InvitationView {
     pub id: String,
@@ -229,7 +229,7 @@ async fn ensure_owner_remains(
     Ok(())
 }
 
-/// Invites an email address; the answer carries the token to send to the invitee.
+/// Invites an email address; the response carries the token to send to the invitee.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace}/invitations", params(("workspace" = String, Path)), request_body = CreateInvitationRequest,
     security(("bearer" = [])), responses((status = 201, body = InvitationView), (status = 403, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn create_invitation(

@@ -88,7 +88,7 @@ pub(crate) fn parse_role(fields: &mut crate::error::FieldErrors, field: &str, va
     }
 }
 
-/// Parses a user id from the path, answering 404 for a malformed one.
+/// Parses a user id from the path, returning 404 for a malformed one.
 pub(crate) fn parse_user_id(value: &str) -> Result<UserId, ApiError> {
     UserId::parse(value).map_err(|_| ApiError::NotFound("member"))
 }

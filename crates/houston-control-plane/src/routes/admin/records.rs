@@ -32,7 +32,7 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-/// Answer of the audit log, newest first.
+/// Response body of the audit log, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
     #[schema(value_type = Vec<Object>)]
@@ -50,7 +50,7 @@ pub struct UsageQuery {
     pub to: Option<String>,
 }
 
-/// Answer of a usage report.
+/// Response body of a usage report.
 #[derive(Serialize, ToSchema)]
 pub struct UsageReport {
     #[schema(value_type = Vec<Object>)]
