@@ -122,6 +122,13 @@ pub async fn build(config: &ServeConfig) -> Result<AppState, RunError> {
 pub async fn serve(state: AppState, app: Router, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     let address = listener.local_addr()?;
     tracing::info!(listen = %address, "control plane listening");
+    // Without TCP_NODELAY, Nagle's algorithm holds each small stream event until the client's
+    // delayed ACK (about 40 ms on Linux), so every token would arrive late.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "failed to set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await?;
     tracing::info!("control plane stopped accepting requests; writing queued records");
     if tokio::time::timeout(Duration::from_secs(10), state.flush()).await.is_err() {
