@@ -22,7 +22,10 @@ function useChatIds(): { agent: string; sessionId: string | undefined } {
 
 interface ConnectionsResponse {
   connections: { toolkit: string; state: 'active' | 'pending' | 'expired' | 'not_connected' }[];
+  composio_configured: boolean;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Renders the connect card: a link to the connect page, then a wait until the account is active. */
 export function ConnectCard({ tool }: { tool: ToolLine }) {
@@ -48,9 +51,15 @@ export function ConnectCard({ tool }: { tool: ToolLine }) {
             setConnected(true);
             return;
           }
+          if (!body.composio_configured) {
+            // The server cannot see connections, so only the answer stream can tell.
+            return;
+          }
+          // The server already waited; this pause only bounds the rate if it returns early.
+          await sleep(1000);
         } catch (caught) {
           setError(describeError(caught));
-          await new Promise((resolve) => setTimeout(resolve, 3000));
+          await sleep(3000);
         }
       }
     };
