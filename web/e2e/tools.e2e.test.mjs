@@ -1,7 +1,7 @@
-// Browser test of the tool flow in real Chromium against a real `houston up --demo`: Juan asks
-// HR to post the vacation policy to #general, sees "Calling Slack…" and a connect card, opens
-// the connect link (the Composio stand-in's connect page finishes the connection), and the
-// answer continues to the outcome. The model and Composio are the stand-ins of
+// Browser test of the tool flow in real Chromium against a real `houston up --demo`. Juan
+// requests that HR post the vacation policy to #general, approves the post, sees "Calling
+// Slack…" and a connect card, and opens the connect link (the Composio stand-in's connect page
+// finishes the connection). The answer then continues to the outcome. The model and Composio are the stand-ins of
 // `houston-tools-stand-in`. Screenshots go to test-artifacts/screenshots/.
 //
 // Run after `cargo build --workspace --bins` and `npm --prefix web run build`:
@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, test } from 'node:test';
@@ -54,9 +55,25 @@ after(async () => {
   await stopProcess(standIns?.child);
 });
 
-test('Juan connects Slack from the chat and the post goes out', async () => {
+/** Marks SLACK_SEND_MESSAGE as needing approval in the HR agent's config file on its volume. */
+async function requireApproval(juan) {
+  const login = await fetch(`${houston.url}/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: juan.email, password: juan.password }),
+  });
+  const { access_token: token } = await login.json();
+  const agents = await (await fetch(`${houston.url}/v1/agents`, { headers: { authorization: `Bearer ${token}` } })).json();
+  const hr = agents.agents.find((agent) => agent.slug === 'hr');
+  const configDir = path.join(houston.home, 'agents', hr.id, '.houston', 'config');
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(path.join(configDir, 'config.json'), JSON.stringify({ tools: { require_approval: ['SLACK_SEND_MESSAGE'] } }));
+}
+
+test('Juan approves the post, connects Slack from the chat, and the post goes out', async () => {
   const juan = houston.accounts.find((account) => account.email.startsWith('juan'));
   assert.ok(juan, `no demo account for Juan among ${JSON.stringify(houston.accounts)}`);
+  await requireApproval(juan);
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
@@ -72,9 +89,15 @@ test('Juan connects Slack from the chat and the post goes out', async () => {
   await input.fill('post our vacation policy to #general');
   await input.press('Enter');
 
+  const approval = page.getByRole('group', { name: 'Approve Calling Slack…' });
+  await approval.waitFor({ timeout: 60_000 });
+  const toolLine = page.locator('.tool').first();
+  assert.equal(await toolLine.getAttribute('data-tool-state'), 'needs_approval');
+  await screenshot(page, 'tools-00-approval');
+  await approval.getByRole('button', { name: 'Approve' }).click();
+
   const card = page.getByRole('group', { name: 'Connect Slack' });
   await card.waitFor({ timeout: 60_000 });
-  const toolLine = page.locator('.tool').first();
   assert.match(await toolLine.textContent(), /Calling Slack…/);
   assert.equal(await toolLine.getAttribute('data-tool-state'), 'needs_connection');
   await screenshot(page, 'tools-01-connect-card');
