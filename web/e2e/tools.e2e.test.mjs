@@ -70,7 +70,7 @@ async function requireApproval(juan) {
   writeFileSync(path.join(configDir, 'config.json'), JSON.stringify({ tools: { require_approval: ['SLACK_SEND_MESSAGE'] } }));
 }
 
-test('Juan approves the post, connects Slack from the chat, and the post goes out', async () => {
+test('approval card, connect card, then the Slack post', async () => {
   const juan = houston.accounts.find((account) => account.email.startsWith('juan'));
   assert.ok(juan, `no demo account for Juan among ${JSON.stringify(houston.accounts)}`);
   await requireApproval(juan);
