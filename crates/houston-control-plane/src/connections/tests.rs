@@ -161,6 +161,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(true).await
+}
+
+async fn fixture_with(composio_configured: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (decisions, endpoint) = start_engine(dir.path()).await;
     let composio = ComposioStandIn::start(COMPOSIO_KEY).await.unwrap();
@@ -175,7 +179,8 @@ async fn fixture() -> Fixture {
     });
     let ports = Arc::new(MemoryPorts::default());
     let accounts = ComposioAccounts::new(composio.base_url(), SecretString::from(COMPOSIO_KEY)).unwrap();
-    let service = ConnectionsService { chat, ports: ports.clone(), composio: Some(accounts), poll_interval: Duration::from_millis(20) };
+    let composio_accounts = composio_configured.then_some(accounts);
+    let service = ConnectionsService { chat, ports: ports.clone(), composio: composio_accounts, poll_interval: Duration::from_millis(20) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(Arc::new(service))).await.unwrap() });
@@ -224,6 +229,16 @@ async fn connections_report_each_toolkit_state() {
     let ana = states(&body);
     assert_eq!(ana["slack"], "not_connected", "ana never sees juan's accounts");
     assert_eq!(ana["hubspot"], "expired");
+}
+
+#[tokio::test]
+async fn connections_without_composio_read_not_connected() {
+    let fixture = fixture_with(false).await;
+    fixture.composio.add_account("acme:juan", "slack", "ACTIVE");
+    let (status, body) = fixture.get("juan", "/v1/agents/hr/connections").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["composio_configured"], false);
+    assert_eq!(states(&body)["slack"], "not_connected");
 }
 
 #[tokio::test]
