@@ -2,9 +2,10 @@
 //! (median and p90 over 50 starts each, interleaved), the memory of one idle ready runtime,
 //! and the processes and memory of 1,000 registered sleeping agents.
 //!
-//! Run with `cargo bench -p houston-runtime --bench runtimes`. The engine is the probe binary
-//! built with this crate unless `HOUSTON_BENCH_ENGINE` names a `houston` binary, in which
-//! case its `engine` subcommand (with the offline provider) is started instead.
+//! Run with `cargo bench -p houston-runtime --bench runtimes`. It measures the probe binary
+//! built with this crate as a minimal engine, and the real `houston engine` (offline
+//! provider, a Houston agent definition as volume) when `target/release/houston` exists or
+//! `HOUSTON_BENCH_ENGINE` names a `houston` binary.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,17 +32,52 @@ fn probe() -> PathBuf {
     bench.parent().unwrap().parent().unwrap().join("houston-sandbox-probe")
 }
 
-fn engine() -> (EngineCommand, &'static str) {
-    match std::env::var("HOUSTON_BENCH_ENGINE") {
-        Ok(houston) => (EngineCommand::houston(houston), "houston engine"),
-        Err(_) => (EngineCommand { program: probe(), args: vec!["engine".to_owned()] }, "probe stand-in"),
+/// One engine to measure: the command and the sandbox init that goes with it.
+struct Subject {
+    name: &'static str,
+    engine: EngineCommand,
+    init: PathBuf,
+}
+
+/// Returns the engines to measure: the probe, and the `houston` binary next to the probe
+/// (or at `HOUSTON_BENCH_ENGINE`) when it exists, as its own sandbox init like in production.
+fn subjects() -> Vec<Subject> {
+    let probe_engine = EngineCommand { program: probe(), args: vec!["engine".to_owned()] };
+    let mut subjects = vec![Subject { name: "probe stand-in", engine: probe_engine, init: probe() }];
+    let houston = std::env::var_os("HOUSTON_BENCH_ENGINE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| probe().with_file_name("houston"));
+    if houston.is_file() {
+        subjects.push(Subject { name: "houston engine", engine: EngineCommand::houston(&houston), init: houston });
+    } else {
+        println!("{} not found: build it with cargo build --release -p houston-cli to measure the real engine", houston.display());
+    }
+    subjects
+}
+
+fn fixture_agent() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/houston-agents/legal")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 
+/// Builds the launch of `agent`, whose volume is a copy of a Houston agent definition.
 fn launch(home: &Path, agent: &str, engine: &EngineCommand) -> LaunchSpec {
     let volume = home.join("agents").join(agent);
     let runtime_dir = home.join("run").join(agent);
-    std::fs::create_dir_all(&volume).unwrap();
+    if !volume.exists() {
+        copy_tree(&fixture_agent(), &volume);
+    }
     std::fs::create_dir_all(&runtime_dir).unwrap();
     LaunchSpec {
         agent_id: AgentId::parse(agent).unwrap(),
@@ -57,32 +93,47 @@ fn launch(home: &Path, agent: &str, engine: &EngineCommand) -> LaunchSpec {
 
 async fn run() {
     let home = tempfile::Builder::new().prefix("hrb").tempdir().unwrap();
-    let (engine, engine_name) = engine();
-    let process: Arc<dyn RuntimeBackend> = Arc::new(ProcessBackend::new());
-    let namespace: Arc<dyn RuntimeBackend> = Arc::new(NamespaceBackend::new(NamespaceConfig {
-        init_program: probe(),
+    for subject in subjects() {
+        measure(home.path(), &subject).await;
+        println!();
+    }
+    let namespace: Arc<dyn RuntimeBackend> = Arc::new(NamespaceBackend::new(namespace_config(probe())));
+    let engine = EngineCommand { program: probe(), args: vec!["engine".to_owned()] };
+    sleeping_agents(home.path(), namespace, &engine).await;
+}
+
+fn namespace_config(init: PathBuf) -> NamespaceConfig {
+    NamespaceConfig {
+        init_program: init,
         init_args: vec!["sandbox-init".to_owned()],
         limits: ResourceLimits::default(),
         tmp_size_bytes: 64 * 1024 * 1024,
-    }));
-    println!("engine: {engine_name} ({})", engine.program.display());
+    }
+}
+
+/// Prints cold-start times and idle memory of both backends for one engine.
+async fn measure(home: &Path, subject: &Subject) {
+    println!("engine: {} ({})", subject.name, subject.engine.program.display());
+    let process: Arc<dyn RuntimeBackend> = Arc::new(ProcessBackend::new());
+    let namespace: Arc<dyn RuntimeBackend> = Arc::new(NamespaceBackend::new(namespace_config(subject.init.clone())));
+    let backends = [&process, &namespace];
+    let agent = |backend: &Arc<dyn RuntimeBackend>| format!("{}-{}", subject.engine.program.file_name().unwrap().to_string_lossy(), backend.kind());
 
     // One warm-up start each fills the page cache and the library list cache.
-    for backend in [&process, &namespace] {
-        start_stop(backend.as_ref(), &launch(home.path(), "warmup", &engine)).await;
+    for backend in backends {
+        start_stop(backend.as_ref(), &launch(home, &agent(backend), &subject.engine)).await;
     }
     let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..STARTS {
-        for (index, backend) in [&process, &namespace].into_iter().enumerate() {
-            let spec = launch(home.path(), &format!("agent-{}-{round}", backend.kind()), &engine);
+    for _ in 0..STARTS {
+        for (index, backend) in backends.into_iter().enumerate() {
+            let spec = launch(home, &agent(backend), &subject.engine);
             times[index].push(start_stop(backend.as_ref(), &spec).await);
         }
     }
     print_starts(&times);
 
-    println!();
-    for backend in [&process, &namespace] {
-        let spec = launch(home.path(), &format!("idle-{}", backend.kind()), &engine);
+    for backend in backends {
+        let spec = launch(home, &agent(backend), &subject.engine);
         let handle = backend.start(&spec).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let pid = handle.instance.pid().unwrap();
@@ -90,9 +141,6 @@ async fn run() {
         println!("idle ready runtime, {:<9}: {processes} processes, {:.1} MiB RSS in total", backend.kind(), mib(rss));
         handle.instance.stop(Duration::from_secs(5)).await.unwrap();
     }
-
-    println!();
-    sleeping_agents(home.path(), namespace, &engine).await;
 }
 
 async fn start_stop(backend: &dyn RuntimeBackend, spec: &LaunchSpec) -> Duration {
