@@ -113,6 +113,9 @@ impl HttpClient {
                 *request.uri_mut() = path.parse().expect("a path taken from a valid URI parses");
                 let address = format!("{}:{}", target.host, target.port);
                 let stream = connect(&address, TcpStream::connect(address.as_str())).await?;
+                // The request body is one write, but TLS records and later writes must not wait
+                // for acknowledgements.
+                let _ = stream.set_nodelay(true);
                 if !target.tls {
                     return exchange(stream, request, address).await;
                 }

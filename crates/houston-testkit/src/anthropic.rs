@@ -242,6 +242,10 @@ impl StandIn {
         let app = Router::new().route("/v1/messages", post(messages)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind the Anthropic stand-in");
         let address = listener.local_addr().expect("read the stand-in address");
+        // Streamed events are small writes that must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

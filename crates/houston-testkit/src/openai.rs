@@ -100,6 +100,10 @@ impl OpenAiStandIn {
         let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the OpenAI stand-in");
         let address = listener.local_addr().expect("read the stand-in address");
+        // Streamed events are small writes that must not wait for Nagle's algorithm.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -23,6 +23,7 @@ use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use houston_protocol::EngineEndpoint;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
@@ -166,7 +167,16 @@ pub(crate) async fn serve(
         let _ = stop.await;
     };
     match listener {
-        EngineListener::Tcp(listener) => axum::serve(listener, app).with_graceful_shutdown(stop).await?,
+        EngineListener::Tcp(listener) => {
+            // Tokens are small writes; without TCP_NODELAY, Nagle's algorithm holds each one
+            // until the previous write is acknowledged.
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "failed to set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+        }
         EngineListener::Unix(listener) => axum::serve(listener, app).with_graceful_shutdown(stop).await?,
     }
     state.env.tracker.close();
