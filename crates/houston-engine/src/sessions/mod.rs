@@ -11,4 +11,4 @@ mod record;
 mod store;
 
 pub use record::{AssistantRecord, SessionRecord, ToolCallRecord, TurnStatus, UserRecord, now};
-pub use store::{LoadMode, SessionStore, SessionSummary, StoreError};
+pub use store::{LoadMode, PendingSync, SessionStore, SessionSummary, StoreError};

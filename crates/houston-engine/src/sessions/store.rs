@@ -29,6 +29,33 @@ pub enum LoadMode {
     Reader,
 }
 
+/// A written record whose fsync is still due.
+#[derive(Debug)]
+pub struct PendingSync {
+    file: File,
+    path: PathBuf,
+    /// The folder to fsync as well, because the file was created by this write.
+    new_file_dir: Option<PathBuf>,
+}
+
+impl PendingSync {
+    /// Fsyncs the file, and its folder when the write created the file.
+    ///
+    /// # Errors
+    /// Returns [`StoreError`] when an fsync fails.
+    pub fn sync(self) -> Result<(), StoreError> {
+        let failed = |operation: &'static str| {
+            let path = self.path.clone();
+            move |source| StoreError::Io { operation, path, source }
+        };
+        self.file.sync_data().map_err(failed("fsync"))?;
+        if let Some(dir) = &self.new_file_dir {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(failed("fsync the folder of"))?;
+        }
+        Ok(())
+    }
+}
+
 /// One session of a user, for listings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionSummary {
@@ -67,13 +94,23 @@ impl SessionStore {
     /// # Errors
     /// Returns [`StoreError`] when a folder or the file cannot be created, written or synced.
     pub fn append(&self, user: &UserId, session: &SessionId, record: &SessionRecord) -> Result<(), StoreError> {
+        self.append_unsynced(user, session, record)?.sync()
+    }
+
+    /// Appends `record` like [`SessionStore::append`] but leaves the fsync to the returned
+    /// [`PendingSync`], so the caller can overlap it with other work. The record is durable
+    /// only once [`PendingSync::sync`] returned.
+    ///
+    /// # Errors
+    /// Returns [`StoreError`] when a folder or the file cannot be created or written.
+    pub fn append_unsynced(&self, user: &UserId, session: &SessionId, record: &SessionRecord) -> Result<PendingSync, StoreError> {
         let path = self.path(user, session);
-        let dir = path.parent().expect("session paths have a parent");
+        let dir = path.parent().expect("session paths have a parent").to_owned();
         let io = |operation: &'static str| {
             let path = path.clone();
             move |source| StoreError::Io { operation, path, source }
         };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io("create the folder of"))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io("create the folder of"))?;
 
         let file = OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(&path).map_err(io("open"))?;
         let length = file.metadata().map_err(io("stat"))?.len();
@@ -84,11 +121,8 @@ impl SessionStore {
         serde_json::to_writer(&mut line, record).expect("session records always serialize");
         line.push(b'\n');
         (&file).write_all(&line).map_err(io("write"))?;
-        file.sync_data().map_err(io("fsync"))?;
-        if length == 0 {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io("fsync the folder of"))?;
-        }
-        Ok(())
+        let new_file_dir = (length == 0).then_some(dir);
+        Ok(PendingSync { file, path, new_file_dir })
     }
 
     /// Reads a session's records, or `None` when the session does not exist.

@@ -1,7 +1,9 @@
 //! Turns: admission, the tool loop and the event log each turn streams from.
 //!
-//! [`accept`] admits a turn, stores the user message (recording any turn a crash left
-//! unfinished as failed first), emits `turn.accepted` and spawns the runner. The runner
+//! [`accept`] admits a turn, writes the user message (recording any turn a crash left
+//! unfinished as failed first) and spawns the runner. The message's fsync runs alongside the
+//! first model call: `turn.accepted` is emitted once the fsync returned, and the runner holds
+//! back every event until then, so a client never sees text of a turn that is not stored. The runner
 //! survives the client: a disconnect never cancels a turn, only the cancel endpoint and
 //! shutdown do.
 
@@ -13,6 +15,7 @@ mod tool_gate;
 use std::sync::Arc;
 
 use houston_protocol::{EventKind, SessionId, TurnError, TurnId, UserId, Usage};
+use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 pub use log::{TurnHandle, TurnLog};
@@ -21,7 +24,9 @@ pub use tool_gate::{APPROVAL_TIMEOUT, ApprovalError, Approvals};
 
 use crate::folder::AgentFolder;
 use crate::providers::ModelProvider;
-use crate::sessions::{AssistantRecord, LoadMode, SessionRecord, SessionStore, StoreError, TurnStatus, UserRecord, now};
+use crate::sessions::{
+    AssistantRecord, LoadMode, PendingSync, SessionRecord, SessionStore, StoreError, TurnStatus, UserRecord, now,
+};
 use crate::tools::Toolbox;
 
 /// Dependencies shared by all turns of the engine.
@@ -100,13 +105,44 @@ pub async fn accept(env: &Arc<TurnEnv>, request: NewTurn) -> Result<Arc<TurnHand
         env.registry.insert_finished(replayed.clone());
         return Ok(replayed);
     }
-    let Prepared::Stored(records) = prepared else { unreachable!("replay handled above") };
+    let Prepared::Written(records, pending) = prepared else { unreachable!("replay handled above") };
 
-    handle.log.push(EventKind::TurnAccepted { session_id: handle.session_id.clone() });
+    let (durable_sender, durable) = watch::channel(Durability::Pending);
+    let sync_handle = handle.clone();
+    env.tracker.spawn(async move { sync_user_message(sync_handle, pending, durable_sender).await });
     let env_for_task = env.clone();
     let handle_for_task = handle.clone();
-    env.tracker.spawn(async move { runner::run(env_for_task, handle_for_task, records).await });
+    env.tracker.spawn(async move { runner::run(env_for_task, handle_for_task, records, durable).await });
     Ok(handle)
+}
+
+/// Whether the user message of a turn is on disk yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    Pending,
+    Stored,
+    Failed,
+}
+
+/// Fsyncs the user message, then emits `turn.accepted`. When the fsync fails the turn is
+/// reported as failed and cancelled, because its message may not survive a crash.
+async fn sync_user_message(handle: Arc<TurnHandle>, pending: PendingSync, durable: watch::Sender<Durability>) {
+    let synced = tokio::task::spawn_blocking(move || pending.sync()).await;
+    let error = match synced {
+        Ok(Ok(())) => {
+            handle.log.push(EventKind::TurnAccepted { session_id: handle.session_id.clone() });
+            durable.send_replace(Durability::Stored);
+            return;
+        }
+        Ok(Err(error)) => error.to_string(),
+        Err(error) => error.to_string(),
+    };
+    tracing::error!(turn.id = %handle.turn_id, session.id = %handle.session_id, %error, "failed to fsync the user message");
+    handle.log.push(EventKind::TurnFailed {
+        error: TurnError { code: "store_failed".into(), message: "the message could not be stored".into(), retryable: true },
+    });
+    durable.send_replace(Durability::Failed);
+    handle.cancel.cancel();
 }
 
 /// Releases a turn that could not be stored and ends its log, so a follower never hangs.
@@ -121,14 +157,14 @@ fn abandon(env: &TurnEnv, handle: &Arc<TurnHandle>, error: AcceptError) -> Accep
 }
 
 enum Prepared {
-    /// The user message is stored; the records include it.
-    Stored(Vec<SessionRecord>),
+    /// The user message is written but not yet synced; the records include it.
+    Written(Vec<SessionRecord>, PendingSync),
     /// The idempotency key matches a turn stored before a restart; these are its records.
     Replay(Vec<SessionRecord>),
 }
 
 /// Runs with the session held: records unfinished turns as failed, then either finds the
-/// stored turn of a repeated idempotency key or stores the new user message.
+/// stored turn of a repeated idempotency key or writes the new user message.
 fn prepare_session(store: &SessionStore, request: &NewTurn, user_record: UserRecord) -> Result<Prepared, StoreError> {
     let mut records = store.load(&request.user_id, &request.session_id, LoadMode::Writer)?.unwrap_or_default();
     for orphan in unfinished_turns(&records) {
@@ -157,9 +193,9 @@ fn prepare_session(store: &SessionStore, request: &NewTurn, user_record: UserRec
         }
     }
     let record = SessionRecord::User(user_record);
-    store.append(&request.user_id, &request.session_id, &record)?;
+    let pending = store.append_unsynced(&request.user_id, &request.session_id, &record)?;
     records.push(record);
-    Ok(Prepared::Stored(records))
+    Ok(Prepared::Written(records, pending))
 }
 
 /// Returns the turns with a user message but no assistant record.

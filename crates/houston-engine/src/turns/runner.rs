@@ -10,9 +10,11 @@ use houston_protocol::{EventKind, ToolOutcome, TurnError, Usage};
 use tracing::Instrument;
 
 use super::tool_gate::{self, Gated};
-use super::{TurnEnv, TurnHandle};
+use tokio::sync::{mpsc, watch};
+
+use super::{Durability, TurnEnv, TurnHandle};
 use crate::prompt;
-use crate::providers::{ContentBlock, Message, ModelRequest, ProviderError, Role};
+use crate::providers::{ContentBlock, Message, ModelReply, ModelRequest, ProviderError, Role};
 use crate::sessions::{AssistantRecord, SessionRecord, ToolCallRecord, TurnStatus, UserRecord, now};
 use crate::tools::{OfferedTools, ToolContext, ToolOutput};
 
@@ -35,8 +37,9 @@ enum Ending {
 }
 
 /// Runs the turn to its end and stores it. `records` is the session including the new user
-/// message, which is the last record.
-pub(super) async fn run(env: Arc<TurnEnv>, handle: Arc<TurnHandle>, records: Vec<SessionRecord>) {
+/// message, which is the last record. No event is emitted before `durable` says the user
+/// message is stored, so `turn.accepted` stays the first event.
+pub(super) async fn run(env: Arc<TurnEnv>, handle: Arc<TurnHandle>, records: Vec<SessionRecord>, durable: watch::Receiver<Durability>) {
     let span = tracing::info_span!("turn", turn.id = %handle.turn_id, session.id = %handle.session_id, user.id = %handle.user_id);
     async move {
         let started = Instant::now();
@@ -45,17 +48,23 @@ pub(super) async fn run(env: Arc<TurnEnv>, handle: Arc<TurnHandle>, records: Vec
         let ending = tokio::select! {
             biased;
             () = handle.cancel.cancelled() => Ending::Cancelled,
-            ending = converse(&env, &handle, &records, &transcript) => ending,
+            ending = converse(&env, &handle, &records, &transcript, &durable) => ending,
         };
         let transcript = transcript.into_inner().expect("transcript lock poisoned");
-        finish(&env, &handle, transcript, ending).await;
+        finish(&env, &handle, transcript, ending, durable).await;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "turn ended");
     }
     .instrument(span)
     .await;
 }
 
-async fn converse(env: &TurnEnv, handle: &TurnHandle, records: &[SessionRecord], transcript: &Mutex<Transcript>) -> Ending {
+async fn converse(
+    env: &TurnEnv,
+    handle: &TurnHandle,
+    records: &[SessionRecord],
+    transcript: &Mutex<Transcript>,
+    durable: &watch::Receiver<Durability>,
+) -> Ending {
     let Some((SessionRecord::User(UserRecord { text: message, .. }), earlier)) = records.split_last() else {
         return Ending::Failed(internal_error("the session does not end with the user message"));
     };
@@ -73,16 +82,12 @@ async fn converse(env: &TurnEnv, handle: &TurnHandle, records: &[SessionRecord],
     let mut messages = history.messages;
     messages.push(Message::text(Role::User, message.clone()));
     let system = prompt::system_prompt(&env.folder);
-    let on_text = |piece: &str| {
-        transcript.lock().expect("transcript lock poisoned").text.push_str(piece);
-        handle.log.push(EventKind::MessageDelta { text: piece.to_owned() });
-    };
 
     for round in 1..=env.max_model_rounds {
         let last_round = round == env.max_model_rounds;
         let tools = if last_round { Vec::new() } else { offered.specs.clone() };
         let request = ModelRequest { system: system.clone(), messages: messages.clone(), tools };
-        let reply = match env.provider.complete(&request, &on_text).await {
+        let reply = match call_model(env, handle, &request, transcript, durable.clone()).await {
             Ok(reply) => reply,
             Err(error) => return Ending::Failed(provider_failure(&error)),
         };
@@ -102,6 +107,46 @@ async fn converse(env: &TurnEnv, handle: &TurnHandle, records: &[SessionRecord],
         message: format!("the model still asked for tools after {} rounds", env.max_model_rounds),
         retryable: false,
     })
+}
+
+/// Runs one model call. Text goes into the transcript at once and into the turn's log once
+/// the user message is stored, so the fsync overlaps the wait for the first token.
+async fn call_model(
+    env: &TurnEnv,
+    handle: &TurnHandle,
+    request: &ModelRequest,
+    transcript: &Mutex<Transcript>,
+    mut durable: watch::Receiver<Durability>,
+) -> Result<ModelReply, ProviderError> {
+    let (sender, mut receiver) = mpsc::unbounded_channel::<String>();
+    let on_text = move |piece: &str| {
+        transcript.lock().expect("transcript lock poisoned").text.push_str(piece);
+        let _ = sender.send(piece.to_owned());
+    };
+    let call = async move {
+        let result = env.provider.complete(request, &on_text).await;
+        // Dropping the callback drops the sender, which ends the forwarding below.
+        drop(on_text);
+        result
+    };
+    let forward = async {
+        if !wait_durable(&mut durable).await {
+            return;
+        }
+        while let Some(piece) = receiver.recv().await {
+            handle.log.push(EventKind::MessageDelta { text: piece });
+        }
+    };
+    let (result, ()) = tokio::join!(call, forward);
+    result
+}
+
+/// Waits until the user message's fsync ended; returns true when it succeeded.
+async fn wait_durable(durable: &mut watch::Receiver<Durability>) -> bool {
+    match durable.wait_for(|state| *state != Durability::Pending).await {
+        Ok(state) => *state == Durability::Stored,
+        Err(_) => false,
+    }
 }
 
 fn add_usage(transcript: &Mutex<Transcript>, usage: Usage) {
@@ -174,7 +219,7 @@ fn internal_error(message: &str) -> TurnError {
 }
 
 /// Stores the turn, then emits its terminal event, then releases the session.
-async fn finish(env: &TurnEnv, handle: &TurnHandle, transcript: Transcript, ending: Ending) {
+async fn finish(env: &TurnEnv, handle: &TurnHandle, transcript: Transcript, ending: Ending, mut durable: watch::Receiver<Durability>) {
     let (status, stop_reason, error) = match ending {
         Ending::Completed { stop_reason } => (TurnStatus::Completed, Some(stop_reason), None),
         Ending::Failed(error) => (TurnStatus::Failed, None, Some(error)),
@@ -200,6 +245,8 @@ async fn finish(env: &TurnEnv, handle: &TurnHandle, transcript: Transcript, endi
         Err(error) => store_failure(&error.to_string()),
     };
     tracing::info!(status = ?record.status, input_tokens = record.usage.input_tokens, output_tokens = record.usage.output_tokens, "turn stored");
+    // After a failed fsync the log already ends with `turn.failed`, and this push is dropped.
+    wait_durable(&mut durable).await;
     handle.log.push(terminal);
     env.registry.finish(handle);
 }
