@@ -73,7 +73,7 @@ pub fn interrupted_error() -> TurnError {
 }
 
 /// Admits and starts a turn, or returns the existing turn of a repeated idempotency key.
-/// The returned handle's log already holds `turn.accepted` for a started turn.
+/// A started turn's log gets `turn.accepted` once the user message is fsynced.
 ///
 /// # Errors
 /// Returns [`AcceptError`] when the turn is refused or the user message cannot be stored;

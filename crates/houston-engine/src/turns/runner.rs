@@ -37,7 +37,7 @@ enum Ending {
 }
 
 /// Runs the turn to its end and stores it. `records` is the session including the new user
-/// message, which is the last record. No event is emitted before `durable` says the user
+/// message, which is the last record. No event is emitted before `durable` reports the user
 /// message is stored, so `turn.accepted` stays the first event.
 pub(super) async fn run(env: Arc<TurnEnv>, handle: Arc<TurnHandle>, records: Vec<SessionRecord>, durable: watch::Receiver<Durability>) {
     let span = tracing::info_span!("turn", turn.id = %handle.turn_id, session.id = %handle.session_id, user.id = %handle.user_id);
