@@ -326,4 +326,13 @@ async fn register_rejects_bad_spec() {
     f.manager.register(f.spec.clone()).unwrap();
     let error = f.manager.register(f.spec.clone()).unwrap_err();
     assert!(error.to_string().contains("already registered"), "{error}");
+
+    let relative = RuntimeManager::new(f.backend.clone(), ManagerConfig::new("houston-data/run"));
+    let error = relative.register(f.spec.clone()).unwrap_err();
+    assert!(error.to_string().contains("run_dir"), "{error}");
+
+    let long_home = f._home.path().join("a".repeat(100));
+    let long = RuntimeManager::new(f.backend.clone(), ManagerConfig::new(long_home));
+    let error = long.register(f.spec.clone()).unwrap_err();
+    assert!(error.to_string().contains("longer than 107 bytes"), "{error}");
 }

@@ -163,6 +163,10 @@ impl RuntimeManager {
         let runtime_dir = self.context.config.run_dir.join(agent_id.as_str());
         let mut errors = spec.validate().err().unwrap_or_default();
         let socket = runtime_dir.join(crate::process::ENGINE_SOCKET);
+        if !runtime_dir.is_absolute() {
+            let reason = format!("{} must be an absolute path", self.context.config.run_dir.display());
+            errors.push(SpecError::new("run_dir", reason));
+        }
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
             let reason = format!("the engine socket path {} is longer than {MAX_SOCKET_PATH} bytes; choose a shorter home folder", socket.display());
             errors.push(SpecError::new("run_dir", reason));
