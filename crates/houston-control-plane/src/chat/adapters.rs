@@ -63,6 +63,21 @@ impl ControlPlaneChat {
         ChatPorts { auth: self.clone(), access: self.clone(), runtimes, turns: self.clone() }
     }
 
+    /// Writes the session row without delaying the turn: the row only feeds the session
+    /// list, and ownership of a client-named session is checked against it before this turn.
+    // NOTE: two first turns racing on one client-named session could both pass the check
+    // before either row exists; the engine still keeps each user's session files apart.
+    fn record_session_later(&self, record: &TurnRecord, title: &str) {
+        let control_plane = Arc::clone(&self.control_plane);
+        let (agent, user, session) = (record.agent_id.clone(), record.user_id.clone(), record.session_id.clone());
+        let title = title.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = control_plane.record_session(&agent, &user, &session, &title).await {
+                tracing::error!(agent.id = %agent, session.id = %session, %error, "failed to record a chat session");
+            }
+        });
+    }
+
     fn authenticated(caller: &Caller) -> Result<&AuthenticatedUser, ChatError> {
         caller
             .identity
@@ -107,10 +122,16 @@ impl AgentAccess for ControlPlaneChat {
 #[async_trait]
 impl TurnStore for ControlPlaneChat {
     async fn create_turn(&self, record: TurnRecord, title: &str) -> Result<CreatedTurn, ChatError> {
+        self.create_turn_in_session(record, title, true).await
+    }
+
+    async fn create_turn_in_session(&self, record: TurnRecord, title: &str, client_session: bool) -> Result<CreatedTurn, ChatError> {
         let store = &self.control_plane.store;
-        let session = store.get_session(&record.agent_id, &record.session_id).await.map_err(ApiError::from)?;
-        if session.is_some_and(|session| session.user_id != record.user_id) {
-            return Err(ChatError::SessionNotFound);
+        if client_session {
+            let session = store.get_session(&record.agent_id, &record.session_id).await.map_err(ApiError::from)?;
+            if session.is_some_and(|session| session.user_id != record.user_id) {
+                return Err(ChatError::SessionNotFound);
+            }
         }
         if let Some(key) = &record.idempotency_key
             && let Some(existing) = self.turns.find_by_key(&record.user_id, &record.agent_id, key).await?
@@ -123,10 +144,7 @@ impl TurnStore for ControlPlaneChat {
             let existing = self.turns.find_by_key(&record.user_id, &record.agent_id, key).await?;
             return existing.map(CreatedTurn::Existing).ok_or(ChatError::TurnNotFound);
         }
-        self.control_plane
-            .record_session(&record.agent_id, &record.user_id, &record.session_id, title)
-            .await
-            .map_err(ApiError::from)?;
+        self.record_session_later(&record, title);
         Ok(CreatedTurn::New(record))
     }
 

@@ -2,7 +2,7 @@
 //! `/v1/agents/{agent}/sessions`, and the `GET /v1/ws` WebSocket.
 //!
 //! A message goes through these steps, in this order: authenticate, authorize (an agent the
-//! caller may not use answers exactly like an unknown one), audit, rate-limit, store the turn
+//! caller may not use gets the same 404 as an unknown one), audit, rate-limit, store the turn
 //! and emit `turn.accepted` (seq 1), wake the runtime (`agent.waking` and `agent.ready` on a
 //! cold start), forward to the engine, and renumber the engine's events so the client's seqs
 //! stay contiguous. The engine's own `turn.accepted` is dropped. How resume maps client seqs

@@ -198,6 +198,22 @@ pub trait TurnStore: Send + Sync {
     /// agent; [`ChatError::Internal`] on a store failure.
     async fn create_turn(&self, record: TurnRecord, title: &str) -> Result<CreatedTurn, ChatError>;
 
+    /// Like [`Self::create_turn`]. `client_session` is false when the session id was generated
+    /// for this turn, so an implementation may skip the ownership check: no one else can own
+    /// it yet.
+    ///
+    /// # Errors
+    /// As [`Self::create_turn`].
+    async fn create_turn_in_session(
+        &self,
+        record: TurnRecord,
+        title: &str,
+        client_session: bool,
+    ) -> Result<CreatedTurn, ChatError> {
+        let _ = client_session;
+        self.create_turn(record, title).await
+    }
+
     /// Returns a turn by id.
     async fn get_turn(&self, turn_id: &TurnId) -> Result<Option<TurnRecord>, ChatError>;
 

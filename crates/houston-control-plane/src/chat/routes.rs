@@ -147,7 +147,7 @@ async fn own_session(
 }
 
 /// Loads a turn that belongs to the caller, in the given agent and session. Every mismatch
-/// answers like an unknown turn.
+/// returns the same error as an unknown turn.
 pub(crate) async fn own_turn(
     service: &ChatService,
     caller: &Caller,

@@ -108,7 +108,8 @@ impl ChatService {
             status: TurnStatus::Open,
             created_at: OffsetDateTime::now_utc(),
         };
-        let record = match self.ports.turns.create_turn(record, &chat.title()).await? {
+        let client_session = chat.session_id.is_some();
+        let record = match self.ports.turns.create_turn_in_session(record, &chat.title(), client_session).await? {
             CreatedTurn::Existing(existing) => {
                 let feed = self.follow(&existing, 0).await?;
                 return Ok((existing, feed));

@@ -29,7 +29,7 @@ use super::service::ChatPorts;
 
 pub const ENGINE_TOKEN: &str = "engine-secret";
 
-/// Tokens `juan` and `ana` are users; agent `hr` is granted to both, `sales` to nobody.
+/// Tokens `juan` and `ana` are users; agent `hr` is granted to both, `sales` to no user.
 pub struct MemoryAccess {
     pub audit: Mutex<Vec<(String, String, bool)>>,
     pub limit: Mutex<Option<u32>>,
@@ -178,7 +178,7 @@ impl TurnStore for MemoryTurns {
     }
 }
 
-/// A scripted engine on a Unix socket: answers "Hel", "lo" then `turn.completed`, or, for the
+/// A scripted engine on a Unix socket: streams "Hel", "lo" then `turn.completed`, or, for the
 /// message `slow`, streams deltas every 20 ms until cancelled.
 #[derive(Default)]
 pub struct ScriptedEngine {

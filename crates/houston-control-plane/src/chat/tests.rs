@@ -286,3 +286,90 @@ async fn cancel_stops_engine_and_ends_stream() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(fixture.turns.usage.lock().unwrap()[0].1, TurnStatus::Cancelled);
 }
+
+mod websocket {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::*;
+
+    type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    async fn connect(server: &Server, protocols: &str) -> Socket {
+        let url = format!("{}/v1/ws", server.url.replace("http://", "ws://"));
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], "houston.v1");
+        socket
+    }
+
+    /// Reads frames until a terminal event of `turn` or an error frame.
+    async fn read_turn(socket: &mut Socket) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Some(message) = socket.next().await {
+            let Message::Text(text) = message.unwrap() else { continue };
+            let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+            let done = frame["type"] == "error"
+                || ["turn.completed", "turn.failed", "turn.cancelled"].contains(&frame["event"]["type"].as_str().unwrap_or_default());
+            frames.push(frame);
+            if done {
+                break;
+            }
+        }
+        frames
+    }
+
+    #[tokio::test]
+    async fn websocket_chat_and_resume() {
+        let fixture = Fixture::new().await;
+        let server = serve(ChatService::new(fixture.ports())).await;
+        let mut socket = connect(&server, "houston.v1, bearer.juan").await;
+
+        let chat = json!({"type": "chat", "request_id": "r1", "agent_id": "hr", "message": "hi"});
+        socket.send(Message::Text(chat.to_string().into())).await.unwrap();
+        let frames = read_turn(&mut socket).await;
+
+        let kinds: Vec<_> = frames.iter().map(|f| f["event"]["type"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(kinds.first().map(String::as_str), Some("turn.accepted"));
+        assert_eq!(kinds.last().map(String::as_str), Some("turn.completed"));
+        assert!(frames.iter().all(|f| f["request_id"] == "r1" && f["agent_id"] == "hr"));
+
+        let session = frames[0]["session_id"].as_str().unwrap();
+        let turn = frames[0]["event"]["turn_id"].as_str().unwrap();
+        let resume = json!({"type": "resume", "agent_id": "hr", "session_id": session, "turn_id": turn, "after": 4});
+        socket.send(Message::Text(resume.to_string().into())).await.unwrap();
+        let tail = read_turn(&mut socket).await;
+        let seqs: Vec<_> = tail.iter().map(|f| f["event"]["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (5..=frames.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn websocket_reports_denied_agent() {
+        let fixture = Fixture::new().await;
+        let server = serve(ChatService::new(fixture.ports())).await;
+        let mut socket = connect(&server, "houston.v1, bearer.juan").await;
+
+        let chat = json!({"type": "chat", "request_id": "r2", "agent_id": "sales", "message": "hi"});
+        socket.send(Message::Text(chat.to_string().into())).await.unwrap();
+        let frames = read_turn(&mut socket).await;
+
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0]["type"], "error");
+        assert_eq!(frames[0]["request_id"], "r2");
+        assert_eq!(frames[0]["error"]["code"], "agent_not_found");
+    }
+
+    #[tokio::test]
+    async fn websocket_without_token_is_rejected() {
+        let fixture = Fixture::new().await;
+        let server = serve(ChatService::new(fixture.ports())).await;
+        let url = format!("{}/v1/ws", server.url.replace("http://", "ws://"));
+
+        let error = tokio_tungstenite::connect_async(url).await.unwrap_err();
+
+        let tokio_tungstenite::tungstenite::Error::Http(response) = error else { panic!("expected an HTTP error, got {error}") };
+        assert_eq!(response.status(), 401);
+    }
+}

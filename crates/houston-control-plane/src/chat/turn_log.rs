@@ -1,7 +1,7 @@
 //! In-memory logs of the turns this replica is running, so any number of client
 //! connections can follow one engine stream and resume it without asking the engine.
 //!
-//! The log assigns the client-facing `seq` (contiguous from 1), so every subscriber sees the
+//! The log assigns the client-facing `seq` (contiguous from 1), so every subscriber gets the
 //! same numbering, and a subscriber that starts after `N` gets each later event exactly once.
 
 use std::collections::HashMap;

@@ -2,8 +2,8 @@
 //! number of sessions.
 //!
 //! Browsers cannot set `Authorization` on a WebSocket, so the token may also come as a
-//! `Sec-WebSocket-Protocol` entry `bearer.<token>`; the server then selects the `houston.v1`
-//! protocol when the client offers it. The token is verified once, before the upgrade.
+//! `Sec-WebSocket-Protocol` entry `bearer.<token>`. When the client also offers `houston.v1`,
+//! the server selects that protocol. The token is verified once, before the upgrade.
 
 use std::sync::Arc;
 
