@@ -308,8 +308,12 @@ impl Drop for ChildInstance {
         if !self.has_exited() {
             let _ = self.signal(Signal::SIGKILL);
         }
-        if let KillMode::Sandbox { cgroup: Some(cgroup) } = &self.kill_mode {
-            cgroup.kill_all();
+        if let KillMode::Sandbox { cgroup } = &mut self.kill_mode
+            && let Some(cgroup) = cgroup.take()
+            && cgroup.exists()
+        {
+            // Drop cannot wait, so a thread removes the cgroup once its processes are gone.
+            std::thread::spawn(move || cgroup.kill_and_remove_blocking(KILL_WAIT));
         }
     }
 }

@@ -105,13 +105,23 @@ async fn privileges_are_dropped() {
             assert_eq!(hr.errno(&format!("write {sysctl} 1")).await, i64::from(EACCES), "{sysctl} is not writable");
         }
 
+        // The engine never runs as host root. The inner init does until it has detached the
+        // host's root, which it finishes while the engine starts.
         let sandbox_pids = descendants(handle.instance.pid().unwrap());
         assert_eq!(sandbox_pids.len(), 2, "the inner init and the engine: {sandbox_pids:?}");
-        for pid in sandbox_pids {
-            let uids = host_uids(pid);
-            assert_eq!(uids.len(), 4, "uids of {pid}");
-            assert!(uids.iter().all(|uid| *uid != 0), "sandbox process {pid} runs as host root: {uids:?}");
+        let engine_uids = host_uids(sandbox_pids[1]);
+        assert_eq!(engine_uids.len(), 4, "uids of the engine {}", sandbox_pids[1]);
+        assert!(engine_uids.iter().all(|uid| *uid != 0), "the engine runs as host root: {engine_uids:?}");
+        let mut init_uids = Vec::new();
+        for _ in 0..200 {
+            init_uids = host_uids(sandbox_pids[0]);
+            if init_uids.iter().all(|uid| *uid != 0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        assert_eq!(init_uids.len(), 4, "uids of the inner init {}", sandbox_pids[0]);
+        assert!(init_uids.iter().all(|uid| *uid != 0), "the inner init still runs as host root after 2 s: {init_uids:?}");
 
         let env = hr.send("env").await;
         let names: Vec<&str> = env["value"].as_array().unwrap().iter().map(|pair| pair[0].as_str().unwrap()).collect();
