@@ -18,8 +18,8 @@ use crate::spec::EngineCommand;
 
 /// The kinds of runtime backend a configuration can name.
 ///
-/// Only `process` and `namespace` are built into this build; the others are reserved names so
-/// configurations can be written for them and fail with a clear error until they exist.
+/// Only `process` and `namespace` are built into this build. The others are reserved names,
+/// so configurations can name them and get a clear error until they exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
@@ -100,8 +100,8 @@ pub struct LaunchSpec {
     pub agent_id: AgentId,
     /// The agent's volume on the host.
     pub volume_dir: PathBuf,
-    /// The per-runtime folder on the host that holds the engine socket (and the egress
-    /// socket's mount point); it is `/run/houston` inside a sandbox.
+    /// The per-runtime folder on the host that contains the engine socket (and the egress
+    /// socket's mount point). It is `/run/houston` inside a sandbox.
     pub runtime_dir: PathBuf,
     /// How to start the engine.
     pub engine: EngineCommand,
@@ -132,7 +132,7 @@ pub trait RuntimeBackend: Send + Sync + 'static {
 pub enum RuntimeStatus {
     /// The runtime's processes are running.
     Running,
-    /// The runtime is gone; the text says how it ended (exit code or signal).
+    /// The runtime is gone. The text describes how it ended (exit code or signal).
     Exited(String),
 }
 
@@ -169,7 +169,7 @@ impl fmt::Debug for RuntimeHandle {
     }
 }
 
-/// Why a runtime could not be started.
+/// Error of a runtime start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The configured backend is a reserved name without an implementation.
@@ -192,7 +192,7 @@ pub enum StartError {
     TimedOut { after: Duration },
 }
 
-/// Why stopping a runtime failed.
+/// Error of a runtime stop.
 #[derive(Debug, thiserror::Error)]
 pub enum StopError {
     /// Processes of the runtime were still alive after SIGKILL.

@@ -132,8 +132,8 @@ pub(crate) fn unique_name(agent: &str) -> String {
     format!("{agent}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-// NOTE: the v2 path is covered only by the layout parser's unit tests; the host these tests
-// ran on has no controllers in its v2 hierarchy, so runtimes there use v1.
+// NOTE: only the layout parser's unit tests cover the v2 path. The host these tests ran on
+// has no controllers in its v2 hierarchy, so its runtimes use v1.
 fn create_v2(root: &Path, controllers: &[&str], name: &str, limits: ResourceLimits) -> io::Result<RuntimeCgroup> {
     let parent = root.join(PARENT);
     fs::create_dir_all(&parent)?;
@@ -195,7 +195,7 @@ pub(crate) struct RuntimeCgroup {
 }
 
 impl RuntimeCgroup {
-    /// The `cgroup.procs` files a process writes its pid to in order to join.
+    /// Returns the `cgroup.procs` files a process writes its pid to in order to join.
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|dir| dir.join("cgroup.procs")).collect()
     }

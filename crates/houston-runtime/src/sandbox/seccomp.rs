@@ -1,9 +1,9 @@
 //! The seccomp filter every sandboxed process runs under.
 //!
-//! It is a deny list on top of the other layers: system calls that change mounts,
-//! namespaces, kernel state or other processes' memory fail with `EPERM`, sockets other
-//! than Unix, IPv4 and IPv6 cannot be created, and `clone3` fails with `ENOSYS` so that the C
-//! library falls back to `clone`, whose flags the filter can inspect.
+//! It is a deny list on top of the other layers. System calls that change mounts,
+//! namespaces, kernel state or other processes' memory fail with `EPERM`. Sockets other than
+//! Unix, IPv4 and IPv6 cannot be created. `clone3` fails with `ENOSYS`, so the C library
+//! falls back to `clone`, whose flags the filter can inspect.
 
 use std::collections::BTreeMap;
 
@@ -108,7 +108,7 @@ fn condition(len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<Secc
     SeccompCondition::new(0, len, op, value).map_err(|error| error.to_string())
 }
 
-/// One rule per flag: rules match when any of them does.
+/// Builds one rule per flag, because a syscall matches when any of its rules does.
 fn clone_rules() -> Result<Vec<SeccompRule>, String> {
     NAMESPACE_FLAGS
         .iter()
@@ -120,8 +120,8 @@ fn clone_rules() -> Result<Vec<SeccompRule>, String> {
         .collect()
 }
 
-/// Matches when the family (the first argument, an `int`) is none of the allowed ones,
-/// because all conditions of one rule must hold.
+/// Builds the rule that matches a family (the first argument, an `int`) outside the allowed
+/// ones, because all conditions of one rule must hold.
 fn socket_rule() -> Result<SeccompRule, String> {
     let conditions = ALLOWED_FAMILIES
         .iter()
