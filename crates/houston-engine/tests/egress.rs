@@ -19,6 +19,8 @@ async fn direct_requests_use_origin_form_and_key() {
     assert_eq!(request.uri, "/v1/messages");
     assert_eq!(request.header("x-api-key"), Some("sk-direct"));
     assert_eq!(request.header("host"), Some(stand_in.address().to_string().as_str()));
+    assert!(dir.path().join(".houston/sessions/juan/s1.jsonl").is_file());
+    assert_no_secret_in(dir.path(), &["sk-direct", TOKEN]);
 }
 
 #[tokio::test]

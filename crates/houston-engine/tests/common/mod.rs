@@ -189,3 +189,21 @@ pub async fn wait_until(mut condition: impl FnMut() -> bool) {
     }
     panic!("condition not met within 10 s");
 }
+
+/// Asserts that no file under `dir` contains any of `secrets`.
+pub fn assert_no_secret_in(dir: &Path, secrets: &[&str]) {
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let content = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            for secret in secrets {
+                assert!(!content.contains(secret), "{} contains a secret", path.display());
+            }
+        }
+    }
+}
