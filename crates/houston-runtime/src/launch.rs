@@ -95,10 +95,7 @@ pub(crate) async fn spawn_engine(launch: Launch<'_>) -> Result<RuntimeHandle, St
     watch_exit(child, exit_tx);
 
     let failure = match first {
-        Ok(Ok(Some(line))) => match check_readiness(&line, &announced) {
-            Ok(()) => None,
-            Err(error) => Some(error),
-        },
+        Ok(Ok(Some(line))) => check_readiness(&line, &announced).err(),
         Ok(Ok(None) | Err(_)) => {
             let status = instance.wait_exit(KILL_WAIT).await.unwrap_or_else(|| "still running".into());
             let _ = tokio::time::timeout(Duration::from_secs(1), stderr_task).await;

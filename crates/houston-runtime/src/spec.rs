@@ -18,8 +18,8 @@ const SECRET_NAME_PARTS: [&str; 5] = ["KEY", "TOKEN", "SECRET", "PASSWORD", "CRE
 
 /// The program and leading arguments that start an engine.
 ///
-/// The backend appends `--agent-dir DIR --listen unix:PATH --token-fd 3` with the paths the
-/// engine sees, so the same command works inside and outside a sandbox.
+/// The backend appends `--agent-dir DIR --listen unix:PATH --token-fd 3` with the paths in
+/// the engine's view, so the same command works inside and outside a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineCommand {
     /// Absolute path of the engine binary on the host.
