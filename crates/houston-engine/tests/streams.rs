@@ -191,3 +191,25 @@ async fn shutdown_cancels_and_stores_open_turn() {
     assert_eq!(last.unwrap().kind, EventKind::TurnCancelled {});
     assert_eq!(session_records(dir.path(), "juan", "s1")[1]["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn shutdown_lets_short_turn_finish() {
+    let dir = agent_folder();
+    let stand_in = StandIn::start().await;
+    stand_in.push(slow_reply(5, 40));
+    let mut config = config(dir.path(), anthropic_settings(&stand_in.base_url(), Some("k")));
+    config.shutdown_grace = Duration::from_secs(5);
+    let engine = TestEngine::start(config).await;
+    let response = engine.start_turn("s1", json!({"user_id": "juan", "message": "short"})).await;
+    let mut reader = EventReader::new(response);
+    reader.next().await.unwrap();
+
+    let stopping = tokio::spawn(engine.shutdown());
+    let mut last = None;
+    while let Some(event) = reader.next().await {
+        last = Some(event);
+    }
+    stopping.await.unwrap();
+    assert_eq!(last.unwrap().kind.type_name(), "turn.completed");
+    assert_eq!(session_records(dir.path(), "juan", "s1")[1]["status"], "completed");
+}
