@@ -3,12 +3,12 @@
 //! Run with `cargo bench -p houston-cli --bench chat_flow` (needs Debian's `nginx-light` for
 //! the baseline; without nginx that row is skipped). Everything runs on this machine:
 //! the Anthropic stand-in and the control plane in this process, `houston engine` processes
-//! on Unix sockets, and nginx as a separate process.
+//! on loopback TCP, and nginx as a separate process.
 //!
 //! - Warm time to first token: from sending the request to reading the first `message.delta`,
-//!   directly to an engine over its Unix socket, through nginx (TCP to nginx, Unix socket to
-//!   the engine), and through the control plane (`POST /v1/chat` over TCP: token check, grant
-//!   check, audit, rate limit, turn and session rows in SQLite, forward). The three paths are
+//!   directly to an engine, through nginx, and through the control plane (`POST /v1/chat`:
+//!   token check, grant check, audit, rate limit, turn and session rows in SQLite, forward).
+//!   Every hop is loopback TCP with keep-alive, and one client serves all three paths. The three paths are
 //!   interleaved per round, and the added time is the median of the per-round differences.
 //! - Cold time to first token: the same through the control plane with the agent's runtime
 //!   stopped before each request, so each one starts a namespace sandbox.
@@ -29,12 +29,12 @@ use houston_cache::client_ip::TrustedProxies;
 use houston_cache::{CacheConfig, Caches, Quota};
 use houston_control_plane::chat::{
     Acquisition, AgentSpecSource, ChatAgent, ChatError, ChatLimits, ChatService, ControlPlaneChat,
-    EngineClient, ManagerRuntimes, RuntimeLease, Runtimes, TurnTable,
+    ManagerRuntimes, RuntimeLease, Runtimes, TurnTable,
 };
 use houston_control_plane::{ControlPlane, ControlPlaneOptions, IdentityConfig, seed};
 use houston_egress::{EgressConfig, EgressProxy, TrustedUpstream};
 use houston_protocol::sse::SseDecoder;
-use houston_protocol::{AgentId, EngineEndpoint, EngineTurnRequest, EventKind, SessionId, UserId};
+use houston_protocol::{AgentId, EngineEndpoint, EventKind, SessionId};
 use houston_runtime::{
     AgentSpec, BackendKind, EngineCommand, ManagerConfig, NamespaceConfig, RuntimeManager,
     create_backend, namespace_supported,
@@ -47,7 +47,7 @@ use serde_json::json;
 const ENGINE_TOKEN: &str = "bench-engine-token";
 const PASSWORD: &str = "bench-password-1";
 const WARM_AGENTS: usize = 4;
-const ROUNDS: usize = 200;
+const ROUNDS: usize = 400;
 const WARMUP: usize = 20;
 const COLD_STARTS: usize = 30;
 const STREAMS: usize = 500;
@@ -82,13 +82,13 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Starts `houston engine` on a Unix socket with the Anthropic provider pointed at the stand-in.
-fn start_engine(dir: &Path, socket: &Path, stand_in: &str) -> Child {
+/// Starts `houston engine` on a free loopback TCP port with the Anthropic provider pointed at
+/// the stand-in, and returns it with its address.
+fn start_engine(dir: &Path, stand_in: &str) -> (Child, String) {
     let mut child = Command::new(houston_bin())
         .args(["engine", "--agent-dir"])
         .arg(dir)
-        .arg("--listen")
-        .arg(format!("unix:{}", socket.display()))
+        .args(["--listen", "tcp:127.0.0.1:0"])
         .env("HOUSTON_ENGINE_TOKEN", ENGINE_TOKEN)
         .env("HOUSTON_PROVIDER", "anthropic")
         .env("ANTHROPIC_API_KEY", "sk-bench")
@@ -101,12 +101,14 @@ fn start_engine(dir: &Path, socket: &Path, stand_in: &str) -> Child {
         .expect("spawn houston engine");
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).expect("read the readiness line");
-    assert!(line.starts_with("houston-engine listening on"), "unexpected readiness line {line:?}");
-    child
+    let address = line.trim_end().strip_prefix("houston-engine listening on tcp:");
+    let address = address.unwrap_or_else(|| panic!("unexpected readiness line {line:?}")).to_owned();
+    (child, address)
 }
 
-/// Starts nginx proxying TCP to the engine's Unix socket, or returns `None` without nginx.
-fn start_nginx(dir: &Path, socket: &Path) -> Option<(Child, String)> {
+/// Starts nginx proxying to the engine at `engine` (HOST:PORT), or returns `None` without
+/// nginx.
+fn start_nginx(dir: &Path, engine: &str) -> Option<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let config = format!(
         "user root; worker_processes 1; daemon off; pid {dir}/nginx.pid; error_log stderr error;
@@ -115,7 +117,7 @@ http {{
   access_log off;
   client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
   fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
-  upstream engine {{ server unix:{socket}; keepalive 64; }}
+  upstream engine {{ server {engine}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -129,7 +131,6 @@ http {{
 }}
 ",
         dir = dir.display(),
-        socket = socket.display(),
     );
     std::fs::write(dir.join("nginx.conf"), config).ok()?;
     let child = Command::new("nginx").arg("-p").arg(dir).arg("-c").arg(dir.join("nginx.conf")).spawn().ok()?;
@@ -186,8 +187,7 @@ struct Bench {
     url: String,
     jwt: String,
     client: reqwest::Client,
-    engines: EngineClient,
-    warm_endpoints: Vec<EngineEndpoint>,
+    warm_addresses: Vec<String>,
     nginx_url: Option<String>,
     manager: RuntimeManager,
     cold_agent: AgentId,
@@ -244,28 +244,22 @@ impl Bench {
         first_delta(response, started).await.0
     }
 
-    async fn direct(&self, endpoint: &EngineEndpoint) -> Duration {
+    async fn direct(&self, engine: &str) -> Duration {
         let started = Instant::now();
-        let request = EngineTurnRequest {
-            user_id: UserId::parse("bench").unwrap(),
-            message: "what's our vacation policy?".into(),
-            turn_id: None,
-            idempotency_key: None,
-        };
-        let token = SecretString::from(ENGINE_TOKEN);
-        let mut stream = self.engines.start_turn(endpoint, &token, &SessionId::generate(), &request).await.expect("start a turn");
-        let mut first = None;
-        while let Some(event) = stream.next_event().await {
-            if matches!(event.expect("an engine event").kind, EventKind::MessageDelta { .. }) && first.is_none() {
-                first = Some(started.elapsed());
-            }
-        }
-        first.expect("a delta arrived")
+        let response = self
+            .client
+            .post(format!("http://{engine}/v1/sessions/{}/turns", SessionId::generate()))
+            .bearer_auth(ENGINE_TOKEN)
+            .json(&json!({"user_id": "bench", "message": "what's our vacation policy?"}))
+            .send()
+            .await
+            .expect("send to the engine");
+        first_delta(response, started).await.0
     }
 }
 
 async fn warm_ttft(bench: &Bench) {
-    let endpoint = bench.warm_endpoints[0].clone();
+    let endpoint = bench.warm_addresses[0].clone();
     for _ in 0..WARMUP {
         bench.direct(&endpoint).await;
         bench.through_control_plane("warm0").await;
@@ -285,12 +279,12 @@ async fn warm_ttft(bench: &Bench) {
     println!("\n## Warm time to first token ({ROUNDS} rounds, interleaved)\n");
     println!("| path | median | p90 | added to direct (median of per-round differences) |");
     println!("|---|---|---|---|");
-    println!("| direct to the engine (Unix socket) | {:.3} ms | {:.3} ms | baseline |", percentile(&direct, 0.5), percentile(&direct, 0.9));
+    println!("| direct to the engine | {:.3} ms | {:.3} ms | baseline |", percentile(&direct, 0.5), percentile(&direct, 0.9));
     let added_cp = percentile(&added, 0.5);
     if !nginx.is_empty() {
         let added_nginx: Vec<f64> = nginx.iter().zip(&direct).map(|(n, d)| n - d).collect();
         let added_nginx = percentile(&added_nginx, 0.5);
-        println!("| nginx (TCP, then Unix socket) | {:.3} ms | {:.3} ms | {:.3} ms |", percentile(&nginx, 0.5), percentile(&nginx, 0.9), added_nginx);
+        println!("| nginx in front of the engine | {:.3} ms | {:.3} ms | {:.3} ms |", percentile(&nginx, 0.5), percentile(&nginx, 0.9), added_nginx);
         println!("| control plane `POST /v1/chat` | {:.3} ms | {:.3} ms | {:.3} ms ({:.2}× nginx's) |", percentile(&control_plane, 0.5), percentile(&control_plane, 0.9), added_cp, added_cp / added_nginx);
     } else {
         println!("| nginx | not installed | | |");
@@ -344,20 +338,24 @@ async fn stream_arrivals(bench: &Bench, index: usize, through_control_plane: boo
             }
         }
     } else {
-        let request = EngineTurnRequest {
-            user_id: UserId::parse("bench").unwrap(),
-            message: message.into(),
-            turn_id: None,
-            idempotency_key: None,
-        };
-        let endpoint = &bench.warm_endpoints[index % WARM_AGENTS];
-        let token = SecretString::from(ENGINE_TOKEN);
-        let mut stream = bench.engines.start_turn(endpoint, &token, &SessionId::generate(), &request).await.map_err(|e| e.to_string())?;
-        while let Some(event) = stream.next_event().await {
-            match event.map_err(|e| e.to_string())?.kind {
-                EventKind::MessageDelta { .. } => arrivals.push(Instant::now()),
-                EventKind::TurnCompleted { .. } => completed = true,
-                _ => {}
+        let engine = &bench.warm_addresses[index % WARM_AGENTS];
+        let mut response = bench
+            .client
+            .post(format!("http://{engine}/v1/sessions/{}/turns", SessionId::generate()))
+            .bearer_auth(ENGINE_TOKEN)
+            .json(&json!({"user_id": "bench", "message": message}))
+            .send()
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let mut decoder = SseDecoder::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("read: {e}"))? {
+            let now = Instant::now();
+            for frame in decoder.feed(&chunk) {
+                match frame.to_event().map_err(|e| format!("event: {e}"))?.kind {
+                    EventKind::MessageDelta { .. } => arrivals.push(now),
+                    EventKind::TurnCompleted { .. } => completed = true,
+                    _ => {}
+                }
             }
         }
     }
@@ -468,17 +466,17 @@ async fn run() {
     let stand_in = StandIn::start().await;
 
     let mut engines = Vec::new();
-    let mut warm_endpoints = Vec::new();
+    let mut warm_addresses = Vec::new();
     for index in 0..WARM_AGENTS {
         let agent_dir = dir.join(format!("warm{index}"));
         write_agent(&agent_dir);
-        let socket = dir.join(format!("warm{index}.sock"));
-        engines.push(start_engine(&agent_dir, &socket, &stand_in.base_url()));
-        warm_endpoints.push(EngineEndpoint::Unix(socket));
+        let (engine, address) = start_engine(&agent_dir, &stand_in.base_url());
+        engines.push(engine);
+        warm_addresses.push(address);
     }
     std::fs::create_dir_all(dir.join("nginx")).unwrap();
-    let EngineEndpoint::Unix(first_socket) = &warm_endpoints[0] else { unreachable!() };
-    let nginx = start_nginx(&dir.join("nginx"), first_socket);
+    let nginx = start_nginx(&dir.join("nginx"), &warm_addresses[0]);
+    let warm_endpoints: Vec<EngineEndpoint> = warm_addresses.iter().map(|a| EngineEndpoint::Tcp(a.clone())).collect();
 
     let upstream = TrustedUpstream::anthropic(&stand_in.base_url(), SecretString::from("sk-bench")).unwrap();
     let egress = EgressProxy::new(EgressConfig::new(vec![upstream], dir.join("egress.log")).unwrap()).unwrap();
@@ -512,8 +510,7 @@ async fn run() {
         url,
         jwt,
         client,
-        engines: EngineClient::new(),
-        warm_endpoints,
+        warm_addresses,
         nginx_url: nginx.as_ref().map(|(_, url)| url.clone()),
         manager: manager.clone(),
         cold_agent,
