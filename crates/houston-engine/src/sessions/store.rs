@@ -170,7 +170,7 @@ impl SessionStore {
                 sessions.push(summary);
             }
         }
-        sessions.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        sessions.sort_by_key(|session| std::cmp::Reverse(session.updated_at));
         Ok(sessions)
     }
 }
