@@ -65,8 +65,8 @@ impl ControlPlaneChat {
 
     /// Writes the session row without delaying the turn: the row only feeds the session
     /// list, and ownership of a client-named session is checked against it before this turn.
-    // NOTE: two first turns racing on one client-named session could both pass the check
-    // before either row exists; the engine still keeps each user's session files apart.
+    // NOTE: two first turns racing on one client-named session can both pass the check before
+    // either row exists. The engine still keeps each user's session files apart.
     fn record_session_later(&self, record: &TurnRecord, title: &str) {
         let control_plane = Arc::clone(&self.control_plane);
         let (agent, user, session) = (record.agent_id.clone(), record.user_id.clone(), record.session_id.clone());

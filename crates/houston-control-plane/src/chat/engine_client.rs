@@ -20,7 +20,7 @@ use houston_protocol::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-/// Why a call to an engine failed.
+/// An error of a call to an engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("failed to reach engine at {endpoint}: {reason}")]
@@ -64,7 +64,7 @@ impl EngineClient {
     /// Starts a turn and returns the engine's event stream.
     ///
     /// # Errors
-    /// [`EngineError`] when the engine cannot be reached or answers with an error status.
+    /// [`EngineError`] when the engine cannot be reached or returns an error status.
     pub async fn start_turn(
         &self,
         endpoint: &EngineEndpoint,
@@ -81,7 +81,7 @@ impl EngineClient {
     /// Replays a turn's events with engine `seq > after`, then follows it live.
     ///
     /// # Errors
-    /// [`EngineError`] when the engine cannot be reached or answers with an error status.
+    /// [`EngineError`] when the engine cannot be reached or returns an error status.
     pub async fn turn_events(
         &self,
         endpoint: &EngineEndpoint,
@@ -98,7 +98,7 @@ impl EngineClient {
     /// Asks the engine to cancel a turn.
     ///
     /// # Errors
-    /// [`EngineError`] when the engine cannot be reached or answers with an error status.
+    /// [`EngineError`] when the engine cannot be reached or returns an error status.
     pub async fn cancel_turn(
         &self,
         endpoint: &EngineEndpoint,
@@ -117,7 +117,7 @@ impl EngineClient {
     /// engine's response body.
     ///
     /// # Errors
-    /// [`EngineError`] when the engine cannot be reached or answers with an error status (404
+    /// [`EngineError`] when the engine cannot be reached or returns an error status (404
     /// when no call with `call_id` is waiting).
     pub async fn decide_approval(
         &self,
@@ -138,7 +138,7 @@ impl EngineClient {
     /// Returns one session's history as the engine stores it, for its owner.
     ///
     /// # Errors
-    /// [`EngineError`] when the engine cannot be reached or answers with an error status.
+    /// [`EngineError`] when the engine cannot be reached or returns an error status.
     pub async fn get_session(
         &self,
         endpoint: &EngineEndpoint,

@@ -1,26 +1,26 @@
-//! The chat routes' error type and its mapping to HTTP answers.
+//! The chat routes' error type and its mapping to HTTP responses.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use houston_protocol::ErrorBody;
 use serde_json::json;
 
-/// Why a chat request failed. Each variant maps to one status and one stable `code`.
+/// An error of a chat request. Each variant maps to one status and one stable `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
-    /// The bearer token is missing or was rejected; the message says which check failed.
+    /// The bearer token is missing or was rejected. The message names the failed check.
     #[error("{0}")]
     Unauthenticated(String),
     /// One or more request fields are invalid: `(field, reason)` pairs.
     #[error("invalid request")]
     InvalidFields(Vec<(String, String)>),
-    /// The agent is unknown or the caller may not use it. Both answer the same.
+    /// The agent is unknown or the caller may not use it. Both get the same response.
     #[error("agent not found")]
     AgentNotFound,
-    /// The session is unknown or belongs to another user. Both answer the same.
+    /// The session is unknown or belongs to another user. Both get the same response.
     #[error("session not found")]
     SessionNotFound,
-    /// The turn is unknown or belongs to another user. Both answer the same.
+    /// The turn is unknown or belongs to another user. Both get the same response.
     #[error("turn not found")]
     TurnNotFound,
     /// The caller sent too many requests; retry after the given number of seconds.

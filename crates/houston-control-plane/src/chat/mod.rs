@@ -1,11 +1,11 @@
 //! The chat flow of the public API: `POST /v1/chat`, the session routes under
 //! `/v1/agents/{agent}/sessions`, and the `GET /v1/ws` WebSocket.
 //!
-//! A message goes through these steps, in this order: authenticate, authorize (an agent the
-//! caller may not use gets the same 404 as an unknown one), audit, rate-limit, store the turn
-//! and emit `turn.accepted` (seq 1), wake the runtime (`agent.waking` and `agent.ready` on a
-//! cold start), forward to the engine, and renumber the engine's events so the client's seqs
-//! stay contiguous. The engine's own `turn.accepted` is dropped. How resume maps client seqs
+//! A message goes through these steps, in this order: authenticate, authorize, audit,
+//! rate-limit, store the turn and emit `turn.accepted` (seq 1), wake the runtime
+//! (`agent.waking` and `agent.ready` on a cold start), and forward to the engine. An agent the
+//! caller may not use gets the same 404 as an unknown one. The engine's events are renumbered
+//! so the client's seqs stay contiguous. The engine's own `turn.accepted` is dropped. How resume maps client seqs
 //! onto the engine's is described in [`replay`].
 //!
 //! Client connections are held here, not at the runtime: a runtime lease lives only while a

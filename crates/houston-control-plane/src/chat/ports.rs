@@ -1,4 +1,4 @@
-//! What the chat flow needs from the rest of the control plane, as traits.
+//! The traits through which the chat flow uses the rest of the control plane.
 //!
 //! The chat routes depend only on these traits, so the same code runs against the SQLite or
 //! Postgres store, the in-process or Redis caches, and any runtime backend.
@@ -19,8 +19,8 @@ use super::error::ChatError;
 #[derive(Clone)]
 pub struct Caller {
     pub user_id: UserId,
-    /// What the [`Authenticator`] wants back in [`AgentAccess`] calls (for example the
-    /// verified claims); the chat flow never reads it.
+    /// Identity data the [`Authenticator`] needs again in [`AgentAccess`] calls, such as the
+    /// verified claims. The chat flow never reads it.
     pub identity: Arc<dyn Any + Send + Sync>,
 }
 
@@ -77,8 +77,8 @@ pub trait AgentAccess: Send + Sync {
     async fn check_rate_limit(&self, caller: &Caller, agent: &ChatAgent) -> Result<(), ChatError>;
 }
 
-/// A claim on a ready runtime. While any lease of an agent is alive the runtime counts as
-/// having an open turn and is never stopped; dropping the lease ends the claim.
+/// A claim on a ready runtime. While any lease of an agent is alive, the runtime counts as
+/// having an open turn and is never stopped. Dropping the lease ends the claim.
 pub struct RuntimeLease {
     pub endpoint: EngineEndpoint,
     pub token: SecretString,
@@ -97,7 +97,7 @@ impl std::fmt::Debug for RuntimeLease {
     }
 }
 
-/// The first answer of [`Runtimes::acquire`]: either a ready runtime, or a start in progress
+/// The result of [`Runtimes::acquire`]: either a ready runtime, or a start in progress
 /// that the caller can announce (`agent.waking`) before waiting for it.
 pub enum Acquisition {
     Ready(RuntimeLease),
@@ -176,7 +176,7 @@ pub struct SessionSummary {
     pub updated_at: OffsetDateTime,
 }
 
-/// What a finished turn cost, for the usage rows.
+/// The cost of a finished turn, for the usage rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TurnUsage {
     pub usage: Usage,

@@ -1,9 +1,9 @@
 //! The chat flow: authorize, audit, rate-limit, store the turn, wake the runtime, forward to
 //! the engine, and record the outcome.
 //!
-//! Each accepted turn gets a pump task that owns the engine stream and the runtime lease, so
-//! the turn runs to its end even when every client disconnects, and the lease (which keeps the
-//! runtime awake) lives exactly as long as the turn is open.
+//! Each accepted turn gets a pump task that owns the engine stream and the runtime lease. The
+//! turn therefore runs to its end even when every client disconnects, and the lease, which
+//! keeps the runtime awake, lives exactly as long as the turn is open.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub struct ChatService {
     pub(crate) logs: TurnLogs,
 }
 
-/// Where a client reads a turn's events from.
+/// The source of a client's events: this replica's log or the engine's replay.
 pub enum EventFeed {
     /// This replica runs the turn.
     Local(Subscription),
@@ -60,7 +60,7 @@ impl EventFeed {
     }
 }
 
-/// How a turn ended, for the store and the usage row.
+/// The end of a turn: its status and token usage, for the store and the usage row.
 struct Ending {
     status: TurnStatus,
     usage: Usage,
