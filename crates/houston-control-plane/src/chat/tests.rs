@@ -373,3 +373,17 @@ mod websocket {
         assert_eq!(response.status(), 401);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_stream_sends_heartbeat() {
+    use http_body_util::BodyExt;
+
+    let (_sender, receiver) = tokio::sync::mpsc::channel(1);
+    let response = super::routes::sse_response(super::service::EventFeed::Remote(receiver));
+    let mut body = response.into_body();
+
+    let early = tokio::time::timeout(Duration::from_secs(14), body.frame()).await;
+    assert!(early.is_err(), "nothing is sent before 15 s");
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(frame, houston_protocol::sse::HEARTBEAT.as_bytes());
+}
