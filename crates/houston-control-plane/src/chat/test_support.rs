@@ -185,6 +185,8 @@ pub struct ScriptedEngine {
     pub turns: Mutex<HashMap<TurnId, (Vec<StreamEvent>, bool)>>,
     pub started: Mutex<u32>,
     pub cancelled: Mutex<Vec<TurnId>>,
+    /// Connections accepted on the engine socket.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     changed: Mutex<Option<watch::Sender<()>>>,
 }
 
@@ -217,6 +219,10 @@ pub async fn start_engine(dir: &std::path::Path) -> (Arc<ScriptedEngine>, Engine
         .route("/v1/sessions/{session}/turns/{turn}/events", get(engine_events))
         .route("/v1/sessions/{session}/turns/{turn}/cancel", post(engine_cancel))
         .with_state(Arc::clone(&engine));
+    let connections = Arc::clone(&engine.connections);
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+        connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (engine, EngineEndpoint::Unix(path))
 }

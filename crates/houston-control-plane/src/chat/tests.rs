@@ -387,3 +387,20 @@ async fn idle_stream_sends_heartbeat() {
     let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(frame, houston_protocol::sse::HEARTBEAT.as_bytes());
 }
+
+#[tokio::test]
+async fn warm_turns_reuse_engine_connection() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.awake.lock().unwrap() = true;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    for _ in 0..5 {
+        let events = read_events(server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await, usize::MAX).await;
+        assert_eq!(events.last().unwrap().kind.type_name(), "turn.completed");
+        // Give the finished response time to return its connection to the pool.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let connections = fixture.engine.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(connections, 1, "five warm turns share one pooled engine connection");
+}
