@@ -33,6 +33,8 @@ pub async fn replay_from_engine(
     let (sender, receiver) = mpsc::channel(64);
     let Some(prefix_len) = record.prefix_len else {
         // The turn ended before reaching an engine (the runtime failed to start).
+        // NOTE: the replica that ran it also sent `agent.waking` (seq 2) before the failure,
+        // so this rebuilt tail numbers the failure 2 where that replica numbered it 3.
         for event in prefix_events(&record, 1) {
             send_if_after(&sender, event, after).await;
         }

@@ -72,6 +72,8 @@ impl AgentAccess for MemoryAccess {
 /// A runtime whose first acquisition is a cold start.
 pub struct MemoryRuntimes {
     pub endpoint: EngineEndpoint,
+    /// When set, every start fails with this reason.
+    pub start_failure: Mutex<Option<String>>,
     pub awake: Mutex<bool>,
     pub leases: Arc<Mutex<u32>>,
 }
@@ -102,6 +104,11 @@ impl Runtimes for MemoryRuntimes {
         let mut awake = self.awake.lock().unwrap();
         if *awake {
             return Ok(Acquisition::Ready(self.lease(None)));
+        }
+        if let Some(reason) = self.start_failure.lock().unwrap().clone() {
+            return Ok(Acquisition::Starting(Box::pin(async move {
+                Err(ChatError::RuntimeUnavailable { agent: "hr".into(), reason, retry_after_secs: 3 })
+            })));
         }
         *awake = true;
         let lease = self.lease(Some(Duration::from_millis(42)));
@@ -334,7 +341,12 @@ impl Fixture {
         let (engine, endpoint) = start_engine(dir.path()).await;
         Self {
             access: Arc::new(MemoryAccess { audit: Mutex::default(), limit: Mutex::default() }),
-            runtimes: Arc::new(MemoryRuntimes { endpoint, awake: Mutex::new(false), leases: Arc::default() }),
+            runtimes: Arc::new(MemoryRuntimes {
+                endpoint,
+                start_failure: Mutex::default(),
+                awake: Mutex::new(false),
+                leases: Arc::default(),
+            }),
             turns: Arc::new(MemoryTurns::default()),
             engine,
             _dir: dir,

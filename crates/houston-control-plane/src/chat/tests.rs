@@ -404,3 +404,21 @@ async fn warm_turns_reuse_engine_connection() {
     let connections = fixture.engine.connections.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(connections, 1, "five warm turns share one pooled engine connection");
 }
+
+#[tokio::test]
+async fn failed_start_ends_turn_as_failed() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.start_failure.lock().unwrap() = Some("the sandbox could not mount /data".into());
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let events = read_events(server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await, usize::MAX).await;
+
+    assert_eq!(types(&events), ["turn.accepted", "agent.waking", "turn.failed"]);
+    let EventKind::TurnFailed { error } = &events[2].kind else { unreachable!() };
+    assert_eq!(error.code, "agent_unavailable");
+    assert!(error.retryable);
+    assert!(error.message.contains("could not mount"), "{}", error.message);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(fixture.turns.usage.lock().unwrap()[0].1, TurnStatus::Failed, "the failed turn is stored");
+    assert_eq!(*fixture.engine.started.lock().unwrap(), 0);
+}
