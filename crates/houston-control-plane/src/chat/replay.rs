@@ -5,6 +5,10 @@
 //! Client `seq` `c > prefix_len` is engine `seq` `c - prefix_len + 1`, because the engine's
 //! `turn.accepted` (engine seq 1) is dropped. So a resume after client seq `N` asks the engine
 //! for `after = max(N, prefix_len) - prefix_len + 1`, which gives every event exactly once.
+//!
+//! A turn whose runtime failed to start never reached an engine. Its stored prefix is unset
+//! (the failure came right after `turn.accepted`) or 2 (after `agent.waking`), and its tail
+//! is rebuilt here: the prefix, then `turn.failed` or `turn.cancelled`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,17 +35,23 @@ pub async fn replay_from_engine(
 ) -> Result<EventFeed, ChatError> {
     let record = wait_for_prefix(service, record).await?;
     let (sender, receiver) = mpsc::channel(64);
-    let Some(prefix_len) = record.prefix_len else {
-        // The turn ended before reaching an engine (the runtime failed to start).
-        // NOTE: the replica that ran it also sent `agent.waking` (seq 2) before the failure,
-        // so this rebuilt tail numbers the failure 2 where that replica numbered it 3.
-        for event in prefix_events(&record, 1) {
+    let ended_before_engine = match record.prefix_len {
+        None => Some(1),
+        Some(2) => Some(2),
+        Some(_) => None,
+    };
+    if let Some(sent) = ended_before_engine.filter(|_| record.status != TurnStatus::Open) {
+        // The turn ended before reaching an engine: the runtime failed to start, after
+        // `turn.accepted` alone (prefix unset) or after `agent.waking` too (prefix 2).
+        let mut events = prefix_events(&record, sent);
+        let terminal = ended_before_engine_event(&record);
+        events.push(StreamEvent { seq: sent + 1, turn_id: record.turn_id.clone(), kind: terminal });
+        for event in events {
             send_if_after(&sender, event, after).await;
         }
-        let terminal = ended_before_engine(&record);
-        send_if_after(&sender, StreamEvent { seq: 2, turn_id: record.turn_id.clone(), kind: terminal }, after).await;
         return Ok(EventFeed::Remote(receiver));
-    };
+    }
+    let prefix_len = record.prefix_len.unwrap_or(1);
 
     for event in prefix_events(&record, prefix_len) {
         send_if_after(&sender, event, after).await;
@@ -73,7 +83,7 @@ pub async fn replay_from_engine(
 /// Waits until the replica running the turn stored its prefix length, or the turn ended.
 async fn wait_for_prefix(service: &ChatService, mut record: TurnRecord) -> Result<TurnRecord, ChatError> {
     let deadline = tokio::time::Instant::now() + PREFIX_WAIT;
-    while record.prefix_len.is_none() && record.status == TurnStatus::Open {
+    while record.status == TurnStatus::Open && record.prefix_len.is_none_or(|prefix| prefix == 2) {
         if tokio::time::Instant::now() >= deadline {
             return Err(ChatError::RuntimeUnavailable {
                 agent: record.agent_id.to_string(),
@@ -91,8 +101,10 @@ async fn wait_for_prefix(service: &ChatService, mut record: TurnRecord) -> Resul
 fn prefix_events(record: &TurnRecord, prefix_len: u64) -> Vec<StreamEvent> {
     let turn_id = record.turn_id.clone();
     let mut kinds = vec![EventKind::TurnAccepted { session_id: record.session_id.clone() }];
-    if prefix_len >= 3 {
+    if prefix_len >= 2 {
         kinds.push(EventKind::AgentWaking {});
+    }
+    if prefix_len >= 3 {
         kinds.push(EventKind::AgentReady { cold_start_ms: record.cold_start_ms.unwrap_or_default() });
     }
     kinds
@@ -102,7 +114,7 @@ fn prefix_events(record: &TurnRecord, prefix_len: u64) -> Vec<StreamEvent> {
         .collect()
 }
 
-fn ended_before_engine(record: &TurnRecord) -> EventKind {
+fn ended_before_engine_event(record: &TurnRecord) -> EventKind {
     if record.status == TurnStatus::Cancelled {
         return EventKind::TurnCancelled {};
     }

@@ -180,6 +180,7 @@ impl ChatService {
             Ok(done) => done,
             Err(error) => {
                 tracing::warn!(turn.id = %record.turn_id, agent.id = %record.agent_id, %error, "turn failed");
+                self.store_prefix_before_failure(&log, &record).await;
                 log.push(EventKind::TurnFailed { error: turn_error(&error) });
                 (Ending { status: TurnStatus::Failed, usage: Usage::default() }, None)
             }
@@ -198,6 +199,19 @@ impl ChatService {
             tracing::error!(turn.id = %record.turn_id, %error, "failed to store the end of a turn");
         }
         self.logs.expire_later(record.turn_id);
+    }
+
+    /// Stores a prefix of 2 when the turn fails after `agent.waking` but before the runtime was
+    /// ready, so a resume elsewhere rebuilds `agent.waking` too (see [`super::replay`]).
+    async fn store_prefix_before_failure(&self, log: &TurnLog, record: &TurnRecord) {
+        let stored = self.ports.turns.get_turn(&record.turn_id).await.ok().flatten();
+        let reached_engine = stored.is_some_and(|turn| turn.prefix_len.is_some());
+        if reached_engine || log.len() != 2 {
+            return;
+        }
+        if let Err(error) = self.ports.turns.set_prefix(&record.turn_id, 2, None).await {
+            tracing::error!(turn.id = %record.turn_id, %error, "failed to store the prefix of a failed turn");
+        }
     }
 
     /// Wakes the runtime, forwards the message and copies the engine's events into the log.

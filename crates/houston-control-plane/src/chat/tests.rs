@@ -422,3 +422,22 @@ async fn failed_start_ends_turn_as_failed() {
     assert_eq!(fixture.turns.usage.lock().unwrap()[0].1, TurnStatus::Failed, "the failed turn is stored");
     assert_eq!(*fixture.engine.started.lock().unwrap(), 0);
 }
+
+#[tokio::test]
+async fn other_replica_replays_failed_start() {
+    let fixture = Fixture::new().await;
+    *fixture.runtimes.start_failure.lock().unwrap() = Some("no sandbox".into());
+    let first = serve(ChatService::new(fixture.ports())).await;
+    let second = serve(ChatService::new(fixture.ports())).await;
+    let all = read_events(first.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await, usize::MAX).await;
+    let session = session_of(&all);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    for after in 0..=all.len() as u64 {
+        let path = format!("{}?after={after}", events_path(&all[0], &session));
+        let tail = read_events(second.get("juan", &path).await, usize::MAX).await;
+        let expected = &all[after as usize..];
+        assert_eq!(seqs(&tail), seqs(expected), "after={after}");
+        assert_eq!(types(&tail), types(expected), "after={after}");
+    }
+}
