@@ -4,7 +4,10 @@
 //! egress proxy, and agent runtimes in namespace sandboxes, and serves the web app. Where
 //! namespaces are unavailable, runtimes fall back to plain child processes with a warning. With
 //! `--database-url postgres://…` and `--redis-url redis://…`, several `houston up` processes
-//! share one store and one cache as a fleet. Everything else it stores lives under the home
+//! share one store and one cache as a fleet.
+//!
+//! NOTE: each process has its own runtime manager and home, so two replicas that both get
+//! chats for one agent start two runtimes on two different volumes. Everything else it stores lives under the home
 //! folder: `houston.db`, `agents/<agent-id>/` (the volumes),
 //! `run/` (runtime sockets), `egress/` (per-agent egress sockets) and `egress.log`.
 
