@@ -23,12 +23,15 @@ use crate::state::ControlPlane;
 const LOOKUP_TTL: Duration = Duration::from_secs(4);
 const LOOKUP_CAPACITY: usize = 20_000;
 
+/// A user's workspaces with the user's role in each.
+type Memberships = Arc<Vec<WorkspaceMembership>>;
+
 /// Short-lived copies of agent records and of each user's workspaces.
 #[derive(Default)]
 pub(crate) struct LookupCache {
     agents: Mutex<HashMap<AgentId, (Instant, Arc<Agent>)>>,
     slugs: Mutex<HashMap<(WorkspaceId, String), (Instant, AgentId)>>,
-    workspaces: Mutex<HashMap<UserId, (Instant, Arc<Vec<WorkspaceMembership>>)>>,
+    workspaces: Mutex<HashMap<UserId, (Instant, Memberships)>>,
 }
 
 fn fresh<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, (Instant, V)>>, key: &K) -> Option<V> {
@@ -151,7 +154,7 @@ impl ControlPlane {
     }
 
     /// Returns the user's workspaces and roles, from a copy at most a few seconds old.
-    pub(crate) async fn user_workspaces(&self, user: &UserId) -> Result<Arc<Vec<WorkspaceMembership>>, ApiError> {
+    pub(crate) async fn user_workspaces(&self, user: &UserId) -> Result<Memberships, ApiError> {
         if let Some(workspaces) = fresh(&self.lookups.workspaces, user) {
             return Ok(workspaces);
         }

@@ -194,7 +194,7 @@ async fn admin_members_and_roles() {
             .call(Method::POST, "/v1/workspaces/acme/members", Some(&alice), Some(json!({"email": "new@acme.test", "name": "New", "role": "member", "password": "new password 1"})))
             .await;
         assert_eq!(added.status, StatusCode::CREATED, "{backend}: {}", added.body);
-        assert_eq!(app.login("new@acme.test", "new password 1").await.is_empty(), false, "{backend}");
+        assert!(!app.login("new@acme.test", "new password 1").await.is_empty(), "{backend}");
 
         let invalid = app.call(Method::POST, "/v1/workspaces/acme/members", Some(&alice), Some(json!({"email": "x", "role": "king", "password": "short"}))).await;
         assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}");

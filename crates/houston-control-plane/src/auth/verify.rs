@@ -24,7 +24,7 @@ const TOKEN_CACHE_CAPACITY: usize = 50_000;
 
 enum KeySource {
     Builtin(Arc<BuiltinIssuer>),
-    External { jwks: Option<JwksCache>, hs256: Option<DecodingKey> },
+    External { jwks: Option<Box<JwksCache>>, hs256: Option<DecodingKey> },
 }
 
 struct Issuer {
@@ -80,7 +80,7 @@ impl Verifier {
     #[must_use]
     pub fn jwks_cache(&self, issuer: &str) -> Option<&JwksCache> {
         match &self.issuers.get(issuer)?.keys {
-            KeySource::External { jwks, .. } => jwks.as_ref(),
+            KeySource::External { jwks, .. } => jwks.as_deref(),
             KeySource::Builtin(_) => None,
         }
     }
@@ -173,7 +173,7 @@ fn external_issuer(config: &ExternalIssuerConfig, default_audience: &str, client
     let jwks = config
         .jwks_url
         .as_ref()
-        .map(|url| JwksCache::new(url.clone(), client.clone(), config.jwks_refetch_cooldown, config.jwks_max_age));
+        .map(|url| Box::new(JwksCache::new(url.clone(), client.clone(), config.jwks_refetch_cooldown, config.jwks_max_age)));
     let hs256 = config.hs256_secret.as_ref().and_then(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()).ok());
     Issuer {
         audience: config.audience.clone().unwrap_or_else(|| default_audience.to_owned()),

@@ -238,10 +238,10 @@ pub async fn update_agent(
     let context = admin_context(&state, &caller, &workspace).await?;
     let current = workspace_agent(&state, &context.workspace.id, &agent).await?;
     let mut fields = FieldErrors::default();
-    if let Some(name) = &body.name {
-        if name.trim().is_empty() || name.len() > 200 {
-            fields.add("name", "must be 1 to 200 characters");
-        }
+    if let Some(name) = &body.name
+        && (name.trim().is_empty() || name.len() > 200)
+    {
+        fields.add("name", "must be 1 to 200 characters");
     }
     let settings = body.settings.map(|patch| apply_settings(&mut fields, current.settings.clone(), patch));
     fields.finish()?;
