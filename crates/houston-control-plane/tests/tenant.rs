@@ -133,3 +133,28 @@ async fn redis_reachable(url: &str) -> bool {
     let address = url.trim_start_matches("redis://").split('/').next().unwrap_or("127.0.0.1:6379").to_owned();
     tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address)).await.is_ok_and(|result| result.is_ok())
 }
+
+/// With Redis unreachable, grant checks fall back to the store: grants still work, a revoke
+/// still takes effect, and nothing is answered from a stale copy.
+#[tokio::test]
+async fn redis_down_served_from_store() {
+    let store = houston_store::testing::sqlite_store(5).await.unwrap();
+    // Port 1 on loopback has no listener, so every Redis command fails at once.
+    let mut config = RedisConfig::new("redis://127.0.0.1:1".to_owned().into());
+    config.key_prefix = format!("houston-test-{}", uuid::Uuid::new_v4().simple());
+    let caches = Caches::redis(config).await.expect("an unreachable Redis must not fail start-up");
+    let app = app_on(store, IdentityConfig::default(), caches).await;
+    let tenants = seed_tenants(&app).await;
+    let juan = app.login("juan@acme.test", PASSWORD).await;
+    let alice = app.login("alice@acme.test", PASSWORD).await;
+
+    let path = format!("/v1/agents/{}", tenants.acme_hr);
+    let started = Instant::now();
+    assert_eq!(app.get(&path, &juan).await.status, StatusCode::OK);
+    assert_eq!(app.get(&path, &juan).await.status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(5), "requests stalled on Redis: {:?}", started.elapsed());
+
+    let revoke = format!("/v1/workspaces/acme/agents/hr/grants/{}", tenants.juan);
+    assert_eq!(app.call(Method::DELETE, &revoke, Some(&alice), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&path, &juan).await.status, StatusCode::NOT_FOUND, "the revoke takes effect without Redis");
+}
