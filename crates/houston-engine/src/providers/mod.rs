@@ -142,6 +142,32 @@ impl ProviderError {
         }
     }
 
+    /// Returns the `turn.failed` message for end users: what failed and what to do next.
+    /// It never contains the cause, because causes carry upstream addresses, URLs, socket
+    /// paths and OS errors. The engine logs the cause instead.
+    #[must_use]
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            Self::Overloaded { .. } => "The model provider is overloaded. Try again in a moment.",
+            Self::RateLimited { .. } => "The model provider is limiting requests right now. Try again in a moment.",
+            Self::Status { status, .. } if *status >= 500 => {
+                "The model provider returned an error. Try again in a moment."
+            }
+            Self::Status { .. } => {
+                "The model provider rejected the request. Ask an administrator to check the agent's model settings."
+            }
+            Self::StreamError { .. } => "The model provider reported an error while answering. Try again in a moment.",
+            Self::Truncated | Self::Body(_) => "The model's answer was cut off. Send the message again.",
+            Self::InvalidResponse(_) => {
+                "The model provider sent a response the agent could not read. Try again, and tell an administrator if it keeps happening."
+            }
+            Self::Http(_) => "The model provider could not be reached. Try again in a moment.",
+            Self::Retrieval(_) => {
+                "The agent could not search its knowledge files. Tell an administrator if it keeps happening."
+            }
+        }
+    }
+
     /// Returns true when the same request may succeed later.
     #[must_use]
     pub fn retryable(&self) -> bool {

@@ -67,7 +67,7 @@ pub enum AcceptError {
 pub fn interrupted_error() -> TurnError {
     TurnError {
         code: "engine_interrupted".into(),
-        message: "the engine stopped before this turn finished; send the message again".into(),
+        message: "The agent stopped before this turn finished. Send the message again.".into(),
         retryable: true,
     }
 }
@@ -139,7 +139,7 @@ async fn sync_user_message(handle: Arc<TurnHandle>, pending: PendingSync, durabl
     };
     tracing::error!(turn.id = %handle.turn_id, session.id = %handle.session_id, %error, "failed to fsync the user message");
     handle.log.push(EventKind::TurnFailed {
-        error: TurnError { code: "store_failed".into(), message: "the message could not be stored".into(), retryable: true },
+        error: TurnError { code: "store_failed".into(), message: "The message could not be saved. Send it again.".into(), retryable: true },
     });
     durable.send_replace(Durability::Failed);
     handle.cancel.cancel();
@@ -149,7 +149,7 @@ async fn sync_user_message(handle: Arc<TurnHandle>, pending: PendingSync, durabl
 fn abandon(env: &TurnEnv, handle: &Arc<TurnHandle>, error: AcceptError) -> AcceptError {
     tracing::error!(turn.id = %handle.turn_id, session.id = %handle.session_id, %error, "failed to accept a turn");
     handle.log.push(EventKind::TurnFailed {
-        error: TurnError { code: "store_failed".into(), message: "the message could not be stored".into(), retryable: true },
+        error: TurnError { code: "store_failed".into(), message: "The message could not be saved. Send it again.".into(), retryable: true },
     });
     // Forgetting the turn lets a retry with the same idempotency key start afresh.
     env.registry.forget(handle);

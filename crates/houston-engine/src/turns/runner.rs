@@ -89,7 +89,7 @@ async fn converse(
         let request = ModelRequest { system: system.clone(), messages: messages.clone(), tools };
         let reply = match call_model(env, handle, &request, transcript, durable.clone()).await {
             Ok(reply) => reply,
-            Err(error) => return Ending::Failed(provider_failure(&error)),
+            Err(error) => return Ending::Failed(provider_failure(handle, &error)),
         };
         add_usage(transcript, reply.usage);
         if reply.tool_uses().next().is_none() {
@@ -104,7 +104,7 @@ async fn converse(
     }
     Ending::Failed(TurnError {
         code: "tool_rounds_exceeded".into(),
-        message: format!("the model still asked for tools after {} rounds", env.max_model_rounds),
+        message: format!("The agent was still calling tools after {} rounds, so it stopped. Try a narrower request.", env.max_model_rounds),
         retryable: false,
     })
 }
@@ -209,9 +209,12 @@ fn report_tool_output(handle: &TurnHandle, call_id: &str, tool: &str, output: &T
     (text, is_error)
 }
 
-fn provider_failure(error: &ProviderError) -> TurnError {
-    tracing::warn!(%error, code = error.code(), "the model call failed");
-    TurnError { code: error.code().into(), message: error.to_string(), retryable: error.retryable() }
+/// Builds the client-facing error of a failed model call and logs its cause, which clients
+/// never see because it names hosts, URLs and OS errors. The cause can quote the provider's
+/// error text; behind the egress proxy the engine has no key that text could echo.
+fn provider_failure(handle: &TurnHandle, error: &ProviderError) -> TurnError {
+    tracing::warn!(turn.id = %handle.turn_id, session.id = %handle.session_id, code = error.code(), %error, "the model call failed");
+    TurnError { code: error.code().into(), message: error.user_message().into(), retryable: error.retryable() }
 }
 
 fn internal_error(message: &str) -> TurnError {
@@ -254,7 +257,7 @@ async fn finish(env: &TurnEnv, handle: &TurnHandle, transcript: Transcript, endi
 fn store_failure(error: &str) -> EventKind {
     tracing::error!(%error, "failed to store the end of a turn");
     EventKind::TurnFailed {
-        error: TurnError { code: "store_failed".into(), message: "the answer could not be stored".into(), retryable: true },
+        error: TurnError { code: "store_failed".into(), message: "The answer could not be saved. Send the message again.".into(), retryable: true },
     }
 }
 
