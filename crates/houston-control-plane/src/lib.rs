@@ -144,6 +144,9 @@ pub async fn serve(state: AppState, app: Router, listener: TcpListener, shutdown
 /// Runs `houston serve`: builds the control plane from `config` and serves its routes on
 /// `listener` until `shutdown` completes.
 ///
+/// NOTE: this serves identity, agents and administration only. The chat routes need a
+/// runtime backend; a caller that has one merges `chat::router` and calls [`serve`] itself.
+///
 /// # Errors
 /// [`RunError`] when start-up or serving fails.
 pub async fn run(config: ServeConfig, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {

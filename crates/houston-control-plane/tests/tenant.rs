@@ -1,5 +1,5 @@
 //! Tenant isolation: a user of one workspace never reaches another workspace's agents,
-//! whatever ids, headers or cached entries are involved; and a revoke reaches every replica.
+//! whatever ids, headers or cached entries are involved. A revoke reaches every replica.
 
 mod common;
 
@@ -135,7 +135,7 @@ async fn redis_reachable(url: &str) -> bool {
 }
 
 /// With Redis unreachable, grant checks fall back to the store: grants still work, a revoke
-/// still takes effect, and nothing is answered from a stale copy.
+/// still takes effect, and no decision comes from a stale copy.
 #[tokio::test]
 async fn redis_down_served_from_store() {
     let store = houston_store::testing::sqlite_store(5).await.unwrap();
