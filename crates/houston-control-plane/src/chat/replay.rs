@@ -121,7 +121,7 @@ fn ended_before_engine_event(record: &TurnRecord) -> EventKind {
     EventKind::TurnFailed {
         error: TurnError {
             code: "agent_unavailable".into(),
-            message: format!("agent {} could not be started", record.agent_id),
+            message: super::service::AGENT_UNAVAILABLE_MESSAGE.to_owned(),
             retryable: true,
         },
     }

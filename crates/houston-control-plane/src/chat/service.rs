@@ -349,11 +349,33 @@ pub(crate) fn engine_error(error: EngineError) -> ChatError {
     }
 }
 
+/// The `turn.failed` message of a turn whose runtime did not start.
+pub(crate) const AGENT_UNAVAILABLE_MESSAGE: &str = "The agent could not be started. Try again in a moment.";
+
+/// The `turn.failed` message of a turn whose engine stream ended before the turn did.
+const STREAM_LOST_MESSAGE: &str = "The connection to the agent broke before the answer was complete. Send the message again.";
+
+/// Builds the `turn.failed` error that clients show to end users. Runtime and engine failures
+/// get a fixed sentence because their causes name socket paths, addresses and OS errors.
+/// `run_turn` logs the cause.
 fn turn_error(error: &ChatError) -> TurnError {
     let body = error.body();
+    let message = match error {
+        ChatError::RuntimeUnavailable { .. } => AGENT_UNAVAILABLE_MESSAGE.to_owned(),
+        ChatError::Engine { status: 409, .. } => {
+            "The conversation is busy with another message. Wait for it to finish, then send yours again.".to_owned()
+        }
+        ChatError::Engine { code, .. } if code == "engine_unreachable" => {
+            "The agent could not be reached. Try again in a moment.".to_owned()
+        }
+        ChatError::Engine { code, .. } if code == "engine_stream_lost" => STREAM_LOST_MESSAGE.to_owned(),
+        ChatError::Engine { .. } => "The agent failed to start the answer. Try again in a moment.".to_owned(),
+        ChatError::Internal(_) => "The message could not be processed. Try again in a moment.".to_owned(),
+        _ => body.error.message,
+    };
     TurnError {
         code: body.error.code,
-        message: body.error.message,
+        message,
         retryable: matches!(error, ChatError::RuntimeUnavailable { .. } | ChatError::Engine { .. }),
     }
 }
@@ -361,7 +383,7 @@ fn turn_error(error: &ChatError) -> TurnError {
 fn stream_lost() -> TurnError {
     TurnError {
         code: "engine_stream_lost".into(),
-        message: "the engine stream ended before the turn did".into(),
+        message: STREAM_LOST_MESSAGE.into(),
         retryable: true,
     }
 }

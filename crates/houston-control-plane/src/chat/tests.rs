@@ -417,7 +417,8 @@ async fn failed_start_ends_turn_as_failed() {
     let EventKind::TurnFailed { error } = &events[2].kind else { unreachable!() };
     assert_eq!(error.code, "agent_unavailable");
     assert!(error.retryable);
-    assert!(error.message.contains("could not mount"), "{}", error.message);
+    assert_eq!(error.message, "The agent could not be started. Try again in a moment.");
+    assert!(!error.message.contains("/data"), "the start failure's cause stays in the log: {}", error.message);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(fixture.turns.usage.lock().unwrap()[0].1, TurnStatus::Failed, "the failed turn is stored");
     assert_eq!(*fixture.engine.started.lock().unwrap(), 0);
@@ -440,4 +441,22 @@ async fn other_replica_replays_failed_start() {
         assert_eq!(seqs(&tail), seqs(expected), "after={after}");
         assert_eq!(types(&tail), types(expected), "after={after}");
     }
+}
+
+#[tokio::test]
+async fn unreachable_engine_message_is_plain() {
+    let fixture = Fixture::new().await;
+    let houston_protocol::EngineEndpoint::Unix(socket) = &fixture.runtimes.endpoint else { unreachable!() };
+    std::fs::remove_file(socket).unwrap();
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let events = read_events(server.post_chat("juan", json!({"agent_id": "hr", "message": "hi"})).await, usize::MAX).await;
+
+    let Some(EventKind::TurnFailed { error }) = events.last().map(|event| &event.kind) else { panic!("expected turn.failed: {events:?}") };
+    assert_eq!(error.code, "engine_error");
+    assert!(error.retryable);
+    assert!(!error.message.contains("os error"), "an OS error: {}", error.message);
+    assert!(!error.message.contains("engine.sock"), "the engine socket path: {}", error.message);
+    assert!(!error.message.contains('/'), "a path or URL: {}", error.message);
+    assert_eq!(error.message, "The agent could not be reached. Try again in a moment.");
 }
