@@ -1,7 +1,7 @@
 //! The model provider's key never enters a sandbox: the real `houston engine` runs a turn in
 //! a namespace sandbox through a real egress agent socket whose trusted upstream (a local
-//! Anthropic stand-in) is configured with a recognisable key. After the turn, the host scans everything
-//! the sandbox can reach for the key bytes: the environment and command line of every
+//! Anthropic stand-in) is configured with a recognisable key. After the turn, the host scans
+//! everything the sandbox can reach for the key bytes: the environment and command line of every
 //! sandbox process, every file in the volume, in the runtime folder and under the sandbox's
 //! root (its private `/tmp` included), and every readable memory region of every sandbox
 //! process.
