@@ -30,9 +30,9 @@ pub struct ConfigError {
 /// Request limits, per minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsConfig {
-    /// Login attempts per email address.
+    /// Failed logins per email address.
     pub login_per_email_per_minute: u32,
-    /// Login attempts per client address.
+    /// Failed logins per client address.
     pub login_per_ip_per_minute: u32,
 }
 

@@ -60,6 +60,46 @@ async fn login_rate_limited_per_email() {
 }
 
 #[tokio::test]
+async fn login_successes_not_rate_limited() {
+    for app in apps(IdentityConfig::default()).await {
+        let backend = app.backend;
+        seed_tenants(&app).await;
+        let attempt = json!({"email": "juan@acme.test", "password": PASSWORD});
+        // Twice the per-email limit of 10 failed logins per minute.
+        for number in 1..=20 {
+            let answer = app.call(Method::POST, "/v1/login", None, Some(attempt.clone())).await;
+            assert_eq!(answer.status, StatusCode::OK, "{backend}: login {number}: {}", answer.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_failures_limited_per_address() {
+    for app in apps(IdentityConfig::default()).await {
+        let backend = app.backend;
+        seed_tenants(&app).await;
+        // 60 failures per minute per client address, spread over different emails so the
+        // per-email limit of 10 is never reached. Argon2 makes each attempt take a while, and
+        // the limit refills one failure per second meanwhile, so the first 429 may come late.
+        let mut first_limited = None;
+        for number in 0..90 {
+            let attempt = json!({"email": format!("user{number}@acme.test"), "password": "wrong"});
+            let answer = app.call(Method::POST, "/v1/login", None, Some(attempt)).await;
+            if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                first_limited = Some(number);
+                break;
+            }
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{backend}: failure {number}");
+        }
+        let first_limited = first_limited.expect("90 failed logins from one address were never limited");
+        assert!(first_limited >= 60, "{backend}: limited after only {first_limited} failures");
+        let correct = app.call(Method::POST, "/v1/login", None, Some(json!({"email": "juan@acme.test", "password": PASSWORD}))).await;
+        assert_eq!(correct.status, StatusCode::TOO_MANY_REQUESTS, "{backend}");
+        assert!(correct.headers.contains_key("retry-after"), "{backend}");
+    }
+}
+
+#[tokio::test]
 async fn invalid_login_lists_all_fields() {
     for app in apps(IdentityConfig::default()).await {
         let answer = app.call(Method::POST, "/v1/login", None, Some(json!({}))).await;

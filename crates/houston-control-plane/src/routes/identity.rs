@@ -96,30 +96,64 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, JsonBo
     fields.finish()?;
     let issuer = builtin(&state)?;
 
-    check_login_limits(&state, &email, ip).await?;
+    check_login_failures(&state, &email, ip).await?;
     let user = state.store.get_user_by_email(&email).await?;
     let stored_hash = user.as_ref().and_then(|user| user.password_hash.clone());
     let valid = password::verify_password(password, stored_hash).await;
     let Some(user) = user.filter(|_| valid) else {
         tracing::info!(client.ip = %ip, "rejected a login with invalid credentials");
+        count_login_failure(&state, &email, ip).await?;
         return Err(ApiError::InvalidCredentials);
     };
     Ok(Json(issue_tokens(&state, issuer, &user, None).await?))
 }
 
-async fn check_login_limits(state: &ControlPlane, email: &str, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    let limits = [
-        (RateLimitKey::new("login", Subject::Login(email.to_owned())), state.limits.login_per_email_per_minute),
-        (RateLimitKey::new("login", Subject::ClientIp(ip)), state.limits.login_per_ip_per_minute),
-    ];
-    for (key, per_minute) in limits {
-        let quota = Quota::per_minute(per_minute.max(1)).map_err(ApiError::internal)?;
-        if let RateDecision::Limited { retry_after } = state.caches.rate_limiter.check(&key, quota).await {
-            tracing::info!(client.ip = %ip, "rate-limited login attempts");
+/// Rate-limit keys of failed logins, per email and per client address, with their quotas.
+fn login_failure_limits(state: &ControlPlane, email: &str, ip: std::net::IpAddr) -> Result<[(RateLimitKey, Quota); 2], ApiError> {
+    let quota = |per_minute: u32| Quota::per_minute(per_minute.max(1)).map_err(ApiError::internal);
+    Ok([
+        (RateLimitKey::new("login", Subject::Login(email.to_owned())), quota(state.limits.login_per_email_per_minute)?),
+        (RateLimitKey::new("login", Subject::ClientIp(ip)), quota(state.limits.login_per_ip_per_minute)?),
+    ])
+}
+
+/// Rejects the attempt with 429 when the email or the client address has used up its failed
+/// logins. The attempt itself is not counted, because only failures count: successful logins
+/// never use up the limit.
+async fn check_login_failures(state: &ControlPlane, email: &str, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    for (key, quota) in login_failure_limits(state, email, ip)? {
+        if let RateDecision::Limited { retry_after } = state.caches.rate_limiter.check(&key, probe_quota(quota)?).await {
+            tracing::info!(client.ip = %ip, "rate-limited login attempts after repeated failures");
             return Err(ApiError::RateLimited { retry_after });
         }
     }
     Ok(())
+}
+
+/// Counts one failed login against both limits.
+async fn count_login_failure(state: &ControlPlane, email: &str, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    for (key, quota) in login_failure_limits(state, email, ip)? {
+        // A limited decision here means a concurrent attempt used the last failure; the next
+        // attempt is rejected by `check_login_failures`, and this one still gets 401.
+        state.caches.rate_limiter.check(&key, quota).await;
+    }
+    Ok(())
+}
+
+/// Returns a quota that decides like `quota` but uses up only 1 µs per allowed check.
+///
+/// The rate limiter has no read-only check, so a check with this quota replaces one.
+/// GCRA allows a request while the key's theoretical arrival time runs at most
+/// `period - period / limit` ahead of now (the burst tolerance). This quota has the same
+/// tolerance and an emission interval of 1 µs, so it is limited exactly when one more failure
+/// would be, with the same Retry-After, and each allowed check moves the key by 1 µs only.
+fn probe_quota(quota: Quota) -> Result<Quota, ApiError> {
+    // Microseconds, as the limiter computes them, so the tolerances match to the microsecond.
+    let period_us = u64::try_from(quota.period().as_micros()).map_err(ApiError::internal)?;
+    let tolerance_us = period_us - period_us / u64::from(quota.limit());
+    let probe_period_us = tolerance_us + 1;
+    let limit = u32::try_from(probe_period_us).map_err(ApiError::internal)?;
+    Quota::new(limit, std::time::Duration::from_micros(probe_period_us)).map_err(ApiError::internal)
 }
 
 /// Signs an access token and stores a new refresh token (in `family` when rotating).
