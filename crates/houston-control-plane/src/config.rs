@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use toml::{Table, Value};
 
 use crate::auth::IdentityConfig;
-use crate::auth::config::{BuiltinIssuerConfig, ExternalIssuerConfig, TokenAlgorithm};
+use crate::auth::config::{BuiltinIssuerConfig, DEFAULT_OIDC_SCOPES, ExternalIssuerConfig, OidcSignInConfig, TokenAlgorithm};
 
 /// Top-level keys; an environment variable is applied only when its first level is one.
 const TOP_LEVEL_KEYS: &[&str] =
@@ -153,8 +153,43 @@ fn read_identity(reader: &mut Reader, table: &mut Table) -> IdentityConfig {
     if let Some(external) = section.remove("external") {
         identity.external = read_external_issuers(reader, external);
     }
+    if let Some(mut oidc) = reader.table(&mut section, prefix, "oidc") {
+        identity.oidc = read_oidc_sign_in(reader, &mut oidc, &identity.external);
+        reader.unknown_keys(oidc, "identity.oidc.");
+    }
     reader.unknown_keys(section, prefix);
     identity
+}
+
+/// Reads `[identity.oidc]`, the browser sign-in with one of the external issuers.
+fn read_oidc_sign_in(reader: &mut Reader, table: &mut Table, external: &[ExternalIssuerConfig]) -> Option<OidcSignInConfig> {
+    let prefix = "identity.oidc.";
+    let problems_before = reader.problems.len();
+    let mut required = |reader: &mut Reader, key: &str| {
+        let value = reader.string(table, prefix, key);
+        if value.is_none() {
+            reader.problem(&format!("{prefix}{key}"), "is missing");
+        }
+        value.unwrap_or_default()
+    };
+    let display_name = required(reader, "display_name");
+    let issuer = required(reader, "issuer");
+    let client_id = required(reader, "client_id");
+    let authorization_endpoint = required(reader, "authorization_endpoint");
+    let token_endpoint = required(reader, "token_endpoint");
+    let scopes = reader
+        .string_list(table, prefix, "scopes")
+        .unwrap_or_else(|| DEFAULT_OIDC_SCOPES.iter().map(|scope| (*scope).to_owned()).collect());
+    if reader.problems.len() > problems_before {
+        return None;
+    }
+    let config = OidcSignInConfig { display_name, issuer, client_id, authorization_endpoint, token_endpoint, scopes };
+    let accepted: Vec<&str> = external.iter().map(|issuer| issuer.issuer.as_str()).collect();
+    let problems = config.problems(&accepted);
+    for (field, reason) in &problems {
+        reader.problem(&format!("{prefix}{field}"), reason);
+    }
+    problems.is_empty().then_some(config)
 }
 
 fn read_external_issuers(reader: &mut Reader, value: Value) -> Vec<ExternalIssuerConfig> {
@@ -480,6 +515,77 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked in {shown}");
         }
         assert!(shown.contains("postgres://houston:[redacted]@db/x"), "{shown}");
+    }
+
+    const OIDC_ISSUER: &str = r#"
+            database_url = "postgres://db/x"
+            [[identity.external]]
+            issuer = "https://sso.acme.test"
+            jwks_url = "https://sso.acme.test/jwks"
+        "#;
+
+    #[test]
+    fn oidc_sign_in_read_with_default_scopes() {
+        let text = format!(
+            r#"{OIDC_ISSUER}
+            [identity.oidc]
+            display_name = "Acme SSO"
+            issuer = "https://sso.acme.test"
+            client_id = "houston-web"
+            authorization_endpoint = "https://sso.acme.test/authorize"
+            token_endpoint = "http://127.0.0.1:9000/token"
+        "#
+        );
+        let config = load(&text, &[]).unwrap();
+        let oidc = config.identity.oidc.expect("identity.oidc was not read");
+        assert_eq!(oidc.display_name, "Acme SSO");
+        assert_eq!(oidc.client_id, "houston-web");
+        assert_eq!(oidc.token_endpoint, "http://127.0.0.1:9000/token");
+        assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
+    }
+
+    #[test]
+    fn oidc_sign_in_problems_listed() {
+        let text = format!(
+            r#"{OIDC_ISSUER}
+            [identity.oidc]
+            display_name = " "
+            issuer = "https://other.test"
+            client_id = "houston-web"
+            authorization_endpoint = "http://sso.acme.test/authorize"
+            token_endpoint = "not a url"
+            scopes = ["email"]
+            colour = "blue"
+        "#
+        );
+        let error = load(&text, &[]).unwrap_err();
+        let joined = error.problems.join("\n");
+        for expected in [
+            "identity.oidc.display_name: is empty",
+            "identity.oidc.issuer: \"https://other.test\" is not the issuer of any [[identity.external]]",
+            "identity.oidc.authorization_endpoint: \"http://sso.acme.test/authorize\" must be an https:// URL",
+            "identity.oidc.token_endpoint: invalid URL",
+            "identity.oidc.scopes: must include \"openid\"",
+            "identity.oidc.colour: unknown key",
+        ] {
+            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+        }
+        assert_eq!(error.problems.len(), 6, "{joined}");
+    }
+
+    #[test]
+    fn oidc_sign_in_missing_keys_named() {
+        let text = format!("{OIDC_ISSUER}\n[identity.oidc]\nissuer = \"https://sso.acme.test\"\n");
+        let error = load(&text, &[]).unwrap_err();
+        assert_eq!(
+            error.problems,
+            [
+                "identity.oidc.display_name: is missing",
+                "identity.oidc.client_id: is missing",
+                "identity.oidc.authorization_endpoint: is missing",
+                "identity.oidc.token_endpoint: is missing",
+            ]
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     use routes::{admin, agents, identity};
 
     Router::new()
+        .route("/v1/auth/config", get(identity::auth_config))
         .route("/v1/login", post(identity::login))
         .route("/v1/token/refresh", post(identity::refresh))
         .route("/v1/logout", post(identity::logout))

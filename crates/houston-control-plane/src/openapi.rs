@@ -11,7 +11,7 @@ use crate::routes::{admin, agents, identity};
 #[openapi(
     info(title = "Houston Cloud control plane", description = "Identity, agents and administration."),
     paths(
-        identity::login, identity::refresh, identity::logout, identity::jwks, identity::me, identity::workspaces,
+        identity::auth_config, identity::login, identity::refresh, identity::logout, identity::jwks, identity::me, identity::workspaces,
         agents::list_agents, agents::get_agent,
         admin::list_members, admin::add_member, admin::update_member, admin::remove_member,
         admin::create_invitation, admin::accept_invitation,

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::access::LookupCache;
 use crate::auth::builtin::{BuiltinIssuer, KeyError};
+use crate::auth::config::OidcSignInConfig;
 use crate::auth::{AuthenticatedUser, IdentityConfig, TokenError, Verifier};
 use crate::config::LimitsConfig;
 use crate::outbox::{BatchWriter, Outbox};
@@ -53,6 +54,8 @@ pub struct ControlPlane {
     pub builtin: Option<Arc<BuiltinIssuer>>,
     pub limits: LimitsConfig,
     pub trusted_proxies: TrustedProxies,
+    /// Browser sign-in with an external issuer, offered at `GET /v1/auth/config`.
+    pub oidc_sign_in: Option<OidcSignInConfig>,
     pub(crate) audit: Outbox<AuditEntry>,
     pub(crate) usage: Outbox<UsageEvent>,
     pub(crate) lookups: LookupCache,
@@ -74,7 +77,19 @@ impl ControlPlane {
         let verifier = Verifier::new(&identity, builtin.clone(), store.clone(), &client);
         let audit = Outbox::start("audit", audit_writer(store.clone()));
         let usage = Outbox::start("usage", usage_writer(store.clone()));
-        Ok(Arc::new(Self { store, caches, verifier, builtin, limits, trusted_proxies, audit, usage, lookups: LookupCache::default() }))
+        let oidc_sign_in = identity.oidc.clone();
+        Ok(Arc::new(Self {
+            store,
+            caches,
+            verifier,
+            builtin,
+            limits,
+            trusted_proxies,
+            oidc_sign_in,
+            audit,
+            usage,
+            lookups: LookupCache::default(),
+        }))
     }
 
     /// Verifies a bearer token (without the `Bearer ` prefix) and returns its user.

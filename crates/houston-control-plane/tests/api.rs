@@ -5,6 +5,7 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{PASSWORD, apps, seed_tenants};
 use houston_control_plane::IdentityConfig;
+use houston_control_plane::auth::config::OidcSignInConfig;
 use serde_json::json;
 
 #[tokio::test]
@@ -347,9 +348,47 @@ async fn openapi_lists_routes() {
         let answer = app.call(Method::GET, "/v1/openapi.json", None, None).await;
         assert_eq!(answer.status, StatusCode::OK);
         let paths = answer.body["paths"].as_object().unwrap();
-        for path in ["/v1/login", "/v1/me", "/v1/agents/{agent}", "/v1/workspaces/{workspace}/agents/{agent}/grants/{user_id}"] {
+        for path in ["/v1/auth/config", "/v1/login", "/v1/me", "/v1/agents/{agent}", "/v1/workspaces/{workspace}/agents/{agent}/grants/{user_id}"] {
             assert!(paths.contains_key(path), "{}: {path} missing", app.backend);
         }
+    }
+}
+
+#[tokio::test]
+async fn auth_config_without_oidc() {
+    for app in apps(IdentityConfig::default()).await {
+        let answer = app.call(Method::GET, "/v1/auth/config", None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}: {}", app.backend, answer.body);
+        assert_eq!(answer.body, json!({"password_login": true, "oidc": null}), "{}", app.backend);
+    }
+}
+
+#[tokio::test]
+async fn auth_config_offers_oidc_sign_in() {
+    let oidc = OidcSignInConfig {
+        display_name: "Acme SSO".to_owned(),
+        issuer: "https://sso.acme.test".to_owned(),
+        client_id: "houston-web".to_owned(),
+        authorization_endpoint: "https://sso.acme.test/authorize".to_owned(),
+        token_endpoint: "https://sso.acme.test/token".to_owned(),
+        scopes: vec!["openid".to_owned(), "email".to_owned()],
+    };
+    let identity = IdentityConfig { builtin: None, oidc: Some(oidc), ..IdentityConfig::default() };
+    for app in apps(identity).await {
+        let answer = app.call(Method::GET, "/v1/auth/config", None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}: {}", app.backend, answer.body);
+        let expected = json!({
+            "password_login": false,
+            "oidc": {
+                "display_name": "Acme SSO",
+                "issuer": "https://sso.acme.test",
+                "client_id": "houston-web",
+                "authorization_endpoint": "https://sso.acme.test/authorize",
+                "token_endpoint": "https://sso.acme.test/token",
+                "scopes": ["openid", "email"],
+            },
+        });
+        assert_eq!(answer.body, expected, "{}", app.backend);
     }
 }
 

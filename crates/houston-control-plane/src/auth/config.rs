@@ -125,6 +125,67 @@ impl ExternalIssuerConfig {
     }
 }
 
+/// Browser sign-in with one external OpenID Connect issuer (authorization code flow with
+/// PKCE, run by the web app), offered at `GET /v1/auth/config`. Every value is public: the
+/// web app is a public client and holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSignInConfig {
+    /// Name on the sign-in button, for example `Acme SSO`.
+    pub display_name: String,
+    /// The issuer's `iss`, which must also be an accepted external issuer.
+    pub issuer: String,
+    /// The web app's client id at the issuer.
+    pub client_id: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// Scopes requested; always includes `openid`.
+    pub scopes: Vec<String>,
+}
+
+/// Scopes requested when the configuration names none.
+pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
+impl OidcSignInConfig {
+    /// Checks every field and returns one problem per invalid field, as `(field, reason)`.
+    /// `accepted_issuers` are the `iss` values of the configured external issuers.
+    #[must_use]
+    pub fn problems(&self, accepted_issuers: &[&str]) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        for (field, value) in [("display_name", &self.display_name), ("client_id", &self.client_id)] {
+            if value.trim().is_empty() {
+                problems.push((field, "is empty".to_owned()));
+            }
+        }
+        if !accepted_issuers.contains(&self.issuer.as_str()) {
+            problems.push(("issuer", format!("{:?} is not the issuer of any [[identity.external]] table, so its tokens would be rejected", self.issuer)));
+        }
+        for (field, url) in [("authorization_endpoint", &self.authorization_endpoint), ("token_endpoint", &self.token_endpoint)] {
+            if let Err(reason) = check_endpoint(url) {
+                problems.push((field, reason));
+            }
+        }
+        if !self.scopes.iter().any(|scope| scope == "openid") {
+            problems.push(("scopes", "must include \"openid\"".to_owned()));
+        }
+        if let Some(scope) = self.scopes.iter().find(|scope| scope.is_empty() || scope.contains(char::is_whitespace)) {
+            problems.push(("scopes", format!("{scope:?} is not a scope: scopes are single non-empty words")));
+        }
+        problems
+    }
+}
+
+/// Accepts `https://` URLs, and `http://` only on a loopback host (a local test issuer).
+fn check_endpoint(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|error| format!("invalid URL {url:?}: {error}"))?;
+    let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("{url:?} must be an https:// URL (http:// only on a loopback host)")),
+    }
+}
+
 /// Settings of authentication.
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
@@ -135,11 +196,19 @@ pub struct IdentityConfig {
     /// The built-in issuer; `None` disables passwords and `POST /v1/login`.
     pub builtin: Option<BuiltinIssuerConfig>,
     pub external: Vec<ExternalIssuerConfig>,
+    /// Browser sign-in with one of the external issuers; `None` offers passwords only.
+    pub oidc: Option<OidcSignInConfig>,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        Self { audience: "houston".to_owned(), leeway: Duration::from_secs(30), builtin: Some(BuiltinIssuerConfig::default()), external: Vec::new() }
+        Self {
+            audience: "houston".to_owned(),
+            leeway: Duration::from_secs(30),
+            builtin: Some(BuiltinIssuerConfig::default()),
+            external: Vec::new(),
+            oidc: None,
+        }
     }
 }
 
@@ -171,6 +240,14 @@ impl IdentityConfig {
                 "refresh_token_ttl_secs": builtin.refresh_token_ttl.as_secs(),
             })),
             "external": external,
+            "oidc": self.oidc.as_ref().map(|oidc| serde_json::json!({
+                "display_name": oidc.display_name,
+                "issuer": oidc.issuer,
+                "client_id": oidc.client_id,
+                "authorization_endpoint": oidc.authorization_endpoint,
+                "token_endpoint": oidc.token_endpoint,
+                "scopes": oidc.scopes,
+            })),
         })
     }
 }

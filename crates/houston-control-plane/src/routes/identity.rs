@@ -75,6 +75,41 @@ pub struct WorkspaceList {
     pub workspaces: Vec<WorkspaceView>,
 }
 
+/// Response body of `GET /v1/auth/config`: the sign-in methods this server offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthConfigResponse {
+    /// Whether `POST /v1/login` accepts email and password (the built-in issuer is enabled).
+    pub password_login: bool,
+    /// Browser sign-in with an external OpenID Connect issuer; `null` when none is configured.
+    pub oidc: Option<OidcSignInView>,
+}
+
+/// An external issuer the web app signs in with (authorization code flow with PKCE).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OidcSignInView {
+    pub display_name: String,
+    /// The issuer's `iss`; its tokens are accepted as bearer tokens.
+    pub issuer: String,
+    pub client_id: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub scopes: Vec<String>,
+}
+
+/// Returns the sign-in methods this server offers. Needs no token.
+#[utoipa::path(get, path = "/v1/auth/config", responses((status = 200, body = AuthConfigResponse)))]
+pub async fn auth_config(State(state): State<AppState>) -> Json<AuthConfigResponse> {
+    let oidc = state.oidc_sign_in.as_ref().map(|oidc| OidcSignInView {
+        display_name: oidc.display_name.clone(),
+        issuer: oidc.issuer.clone(),
+        client_id: oidc.client_id.clone(),
+        authorization_endpoint: oidc.authorization_endpoint.clone(),
+        token_endpoint: oidc.token_endpoint.clone(),
+        scopes: oidc.scopes.clone(),
+    });
+    Json(AuthConfigResponse { password_login: state.builtin.is_some(), oidc })
+}
+
 pub(crate) fn builtin(state: &ControlPlane) -> Result<&Arc<BuiltinIssuer>, ApiError> {
     state.builtin.as_ref().ok_or(ApiError::NotFound("built-in issuer"))
 }
