@@ -438,6 +438,7 @@ async fn start_control_plane(dir: &Path, runtimes: impl FnOnce(&AgentId, &[Agent
         identity: IdentityConfig::default(),
         limits: houston_control_plane::config::LimitsConfig::default(),
         trusted_proxies: TrustedProxies::parse::<&str>(&[]).unwrap(),
+        outbox_dir: None,
     };
     let control_plane = ControlPlane::new(options).await.unwrap();
     let unlimited = Quota::new(1_000_000, Duration::from_secs(1)).unwrap();

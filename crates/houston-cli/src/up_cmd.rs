@@ -86,6 +86,7 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
         identity: IdentityConfig::default(),
         limits: houston_control_plane::config::LimitsConfig::default(),
         trusted_proxies,
+        outbox_dir: Some(home.join("outbox")),
     };
     let control_plane = ControlPlane::new(options).await.context("failed to start the control plane")?;
 

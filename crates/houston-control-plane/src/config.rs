@@ -18,7 +18,7 @@ use crate::auth::config::{BuiltinIssuerConfig, DEFAULT_OIDC_SCOPES, ExternalIssu
 
 /// Top-level keys; an environment variable is applied only when its first level is one.
 const TOP_LEVEL_KEYS: &[&str] =
-    &["listen", "database_url", "database_max_connections", "redis_url", "trusted_proxies", "identity", "limits"];
+    &["listen", "database_url", "database_max_connections", "redis_url", "trusted_proxies", "outbox_dir", "identity", "limits"];
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub redis_url: Option<SecretString>,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
+    /// Folder of the audit and usage spool files; `None` keeps those queues in memory only.
+    pub outbox_dir: Option<std::path::PathBuf>,
     pub identity: IdentityConfig,
     pub limits: LimitsConfig,
 }
@@ -93,6 +95,7 @@ impl ServeConfig {
         if let Err(error) = houston_cache::client_ip::TrustedProxies::parse(&trusted_proxies) {
             reader.problem("trusted_proxies", &error.to_string());
         }
+        let outbox_dir = reader.string(&mut table, "", "outbox_dir").map(std::path::PathBuf::from);
         let identity = read_identity(&mut reader, &mut table);
         let limits = read_limits(&mut reader, &mut table);
         reader.unknown_keys(table, "");
@@ -103,6 +106,7 @@ impl ServeConfig {
             database_max_connections,
             redis_url,
             trusted_proxies,
+            outbox_dir,
             identity,
             limits,
         })
@@ -117,6 +121,7 @@ impl ServeConfig {
             "database_max_connections": self.database_max_connections,
             "redis_url": self.redis_url.as_ref().map(|url| redact_url(url.expose_secret())),
             "trusted_proxies": self.trusted_proxies,
+            "outbox_dir": self.outbox_dir.as_ref().map(|dir| dir.display().to_string()),
             "identity": self.identity.redacted(),
             "limits": {
                 "login_per_email_per_minute": self.limits.login_per_email_per_minute,

@@ -111,6 +111,7 @@ pub async fn build(config: &ServeConfig) -> Result<AppState, RunError> {
         identity: config.identity.clone(),
         limits: config.limits.clone(),
         trusted_proxies,
+        outbox_dir: config.outbox_dir.clone(),
     };
     Ok(ControlPlane::new(options).await?)
 }

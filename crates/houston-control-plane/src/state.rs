@@ -25,6 +25,9 @@ pub struct ControlPlaneOptions {
     pub identity: IdentityConfig,
     pub limits: LimitsConfig,
     pub trusted_proxies: TrustedProxies,
+    /// Folder of the audit and usage spool files, so queued records survive a crash. `None`
+    /// keeps the queues in memory only. Each replica needs its own folder.
+    pub outbox_dir: Option<std::path::PathBuf>,
 }
 
 /// Start-up failure of the control plane.
@@ -34,6 +37,8 @@ pub enum StartError {
     Keys(#[from] KeyError),
     #[error("building the HTTP client failed: {0}")]
     HttpClient(String),
+    #[error("opening the outbox spool folder {path} failed")]
+    Outbox { path: String, source: std::io::Error },
 }
 
 /// Usage of one turn or runtime event, as the chat path reports it.
@@ -68,15 +73,15 @@ impl ControlPlane {
     /// # Errors
     /// [`StartError`] when the keys cannot be loaded.
     pub async fn new(options: ControlPlaneOptions) -> Result<Arc<Self>, StartError> {
-        let ControlPlaneOptions { store, caches, identity, limits, trusted_proxies } = options;
+        let ControlPlaneOptions { store, caches, identity, limits, trusted_proxies, outbox_dir } = options;
         let builtin = match identity.builtin.clone() {
             Some(config) => Some(Arc::new(BuiltinIssuer::load(config, identity.audience.clone(), store.clone()).await?)),
             None => None,
         };
         let client = reqwest::Client::builder().build().map_err(|error| StartError::HttpClient(error.to_string()))?;
         let verifier = Verifier::new(&identity, builtin.clone(), store.clone(), &client);
-        let audit = Outbox::start("audit", audit_writer(store.clone()));
-        let usage = Outbox::start("usage", usage_writer(store.clone()));
+        let audit = start_outbox("audit", audit_writer(store.clone()), outbox_dir.as_deref())?;
+        let usage = start_outbox("usage", usage_writer(store.clone()), outbox_dir.as_deref())?;
         let oidc_sign_in = identity.oidc.clone();
         Ok(Arc::new(Self {
             store,
@@ -145,6 +150,18 @@ impl ControlPlane {
         self.audit.flush().await;
         self.usage.flush().await;
     }
+}
+
+/// Starts the outbox `name`, spooled to `outbox_dir/name` when a folder is configured.
+fn start_outbox<T>(name: &'static str, writer: BatchWriter<T>, outbox_dir: Option<&std::path::Path>) -> Result<Outbox<T>, StartError>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let Some(outbox_dir) = outbox_dir else {
+        return Ok(Outbox::start(name, writer));
+    };
+    let dir = outbox_dir.join(name);
+    Outbox::start_spooled(name, writer, dir.clone()).map_err(|source| StartError::Outbox { path: dir.display().to_string(), source })
 }
 
 fn audit_writer(store: Arc<dyn Store>) -> BatchWriter<AuditEntry> {

@@ -220,8 +220,8 @@ pub struct Invitation {
     pub expires_at: OffsetDateTime,
 }
 
-/// One audit log entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One audit log entry; `id` makes inserting it idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]

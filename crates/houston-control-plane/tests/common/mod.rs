@@ -34,6 +34,7 @@ pub async fn app_on(store: TestStore, identity: IdentityConfig, caches: Caches) 
         identity,
         limits: LimitsConfig::default(),
         trusted_proxies: TrustedProxies::parse::<&str>(&[]).unwrap(),
+        outbox_dir: None,
     };
     let state = ControlPlane::new(options).await.expect("starting the control plane failed");
     TestApp { router: router(state.clone()), state, backend: store.backend, store }
