@@ -4,12 +4,13 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::connections;
 use crate::routes::{admin, agents, identity};
 
 /// The control plane's API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Houston Cloud control plane", description = "Identity, agents and administration."),
+    info(title = "Houston Cloud control plane", description = "Identity, agents, tool connections and approvals, and administration."),
     paths(
         identity::auth_config, identity::login, identity::refresh, identity::logout, identity::jwks, identity::me, identity::workspaces,
         agents::list_agents, agents::get_agent,
@@ -17,6 +18,7 @@ use crate::routes::{admin, agents, identity};
         admin::create_invitation, admin::accept_invitation,
         admin::list_workspace_agents, admin::create_agent, admin::update_agent, admin::delete_agent,
         admin::list_grants, admin::put_grant, admin::delete_grant, admin::list_audit, admin::usage,
+        connections::list_connections, connections::decide_approval,
     ),
     modifiers(&BearerScheme)
 )]

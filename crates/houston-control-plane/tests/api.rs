@@ -6,7 +6,7 @@ use axum::http::{Method, StatusCode};
 use common::{PASSWORD, apps, seed_tenants};
 use houston_control_plane::IdentityConfig;
 use houston_control_plane::auth::config::OidcSignInConfig;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn login_me_and_workspaces() {
@@ -348,9 +348,59 @@ async fn openapi_lists_routes() {
         let answer = app.call(Method::GET, "/v1/openapi.json", None, None).await;
         assert_eq!(answer.status, StatusCode::OK);
         let paths = answer.body["paths"].as_object().unwrap();
-        for path in ["/v1/auth/config", "/v1/login", "/v1/me", "/v1/agents/{agent}", "/v1/workspaces/{workspace}/agents/{agent}/grants/{user_id}"] {
+        for path in ["/v1/auth/config", "/v1/login", "/v1/me", "/v1/agents/{agent}", "/v1/workspaces/{workspace}/agents/{agent}/grants/{user_id}",
+            "/v1/agents/{agent}/connections",
+            "/v1/agents/{agent}/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}",
+        ] {
             assert!(paths.contains_key(path), "{}: {path} missing", app.backend);
         }
+    }
+}
+
+#[tokio::test]
+async fn agent_tool_policy_set_and_cleared() {
+    for app in apps(IdentityConfig::default()).await {
+        let backend = app.backend;
+        let tenants = seed_tenants(&app).await;
+        let alice = app.login("alice@acme.test", PASSWORD).await;
+        let path = "/v1/workspaces/acme/agents/hr";
+        let policy = json!({"allow": ["SLACK_*", "docs__search"], "deny": ["*_DELETE_*"], "require_approval": ["SLACK_SEND_MESSAGE"]});
+
+        let unset = app.get("/v1/workspaces/acme/agents", &alice).await;
+        assert_eq!(unset.body["agents"][0]["settings"]["tools"], Value::Null, "{backend}: no policy by default");
+
+        let patched = app.call(Method::PATCH, path, Some(&alice), Some(json!({"settings": {"tools": policy}}))).await;
+        assert_eq!(patched.status, StatusCode::OK, "{backend}: {}", patched.body);
+        assert_eq!(patched.body["settings"]["tools"], policy, "{backend}");
+        let stored = app.state.store.get_agent(&tenants.acme_hr).await.unwrap().unwrap();
+        let stored_policy = stored.settings.tools.expect("the policy was not stored");
+        assert_eq!(stored_policy.require_approval, ["SLACK_SEND_MESSAGE"], "{backend}");
+
+        let other_change = app.call(Method::PATCH, path, Some(&alice), Some(json!({"settings": {"keep_warm": true}}))).await;
+        assert_eq!(other_change.body["settings"]["tools"], policy, "{backend}: an absent tools field keeps the policy");
+
+        let cleared = app.call(Method::PATCH, path, Some(&alice), Some(json!({"settings": {"tools": null}}))).await;
+        assert_eq!(cleared.status, StatusCode::OK, "{backend}: {}", cleared.body);
+        assert_eq!(cleared.body["settings"]["tools"], Value::Null, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn agent_tool_policy_invalid_fields() {
+    for app in apps(IdentityConfig::default()).await {
+        let backend = app.backend;
+        seed_tenants(&app).await;
+        let alice = app.login("alice@acme.test", PASSWORD).await;
+        let too_many: Vec<String> = (0..101).map(|number| format!("TOOL_{number}")).collect();
+        let body = json!({"settings": {"tools": {"allow": too_many, "deny": ["SLACK_*", "rm -rf"], "require_approval": [""]}}});
+        let rejected = app.call(Method::PATCH, "/v1/workspaces/acme/agents/hr", Some(&alice), Some(body)).await;
+        assert_eq!(rejected.status, StatusCode::UNPROCESSABLE_ENTITY, "{backend}: {}", rejected.body);
+        let fields: Vec<&str> = rejected.body["error"]["details"]["fields"].as_array().unwrap().iter().map(|field| field["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["settings.tools.allow", "settings.tools.deny[1]", "settings.tools.require_approval[0]"], "{backend}");
+
+        let unchanged = app.get("/v1/workspaces/acme/agents", &alice).await;
+        let hr = unchanged.body["agents"].as_array().unwrap().iter().find(|agent| agent["slug"] == "hr").unwrap().clone();
+        assert_eq!(hr["settings"]["tools"], Value::Null, "{backend}: a rejected patch changes nothing");
     }
 }
 

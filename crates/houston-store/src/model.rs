@@ -103,6 +103,23 @@ pub struct AgentSettings {
     pub keep_warm: bool,
     /// Hostnames the agent may reach through the egress proxy.
     pub allowed_hosts: Vec<String>,
+    /// The tool policy an admin set. The engine gets it at launch and it replaces the
+    /// policy in the agent's own config file; `None` leaves that file in charge.
+    #[serde(default)]
+    pub tools: Option<AgentToolPolicy>,
+}
+
+/// Tool-name patterns of an agent, where `*` matches any run of characters and case is
+/// ignored. A tool is offered when it matches `allow` (or `allow` is empty) and no `deny`
+/// pattern. A call of a tool matching `require_approval` waits for the user's approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentToolPolicy {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub require_approval: Vec<String>,
 }
 
 impl Default for AgentSettings {
@@ -113,6 +130,7 @@ impl Default for AgentSettings {
             idle_timeout_secs: 120,
             keep_warm: false,
             allowed_hosts: Vec::new(),
+            tools: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use houston_protocol::{AgentId, SessionId};
 use houston_store::testing::{all_stores, TestStore};
 use houston_store::{
-    AgentSettings, AgentUpdate, AuditEntry, AuditFilter, Invitation, NewAgent, NewRefreshToken, NewUser, RefreshOutcome, Role,
+    AgentSettings, AgentToolPolicy, AgentUpdate, AuditEntry, AuditFilter, Invitation, NewAgent, NewRefreshToken, NewUser, RefreshOutcome, Role,
     SessionRecord, Store, StoreError, UsageEvent, UsageGrouping,
 };
 use time::{Duration, OffsetDateTime};
@@ -138,11 +138,17 @@ async fn agent_update_and_delete() {
             idle_timeout_secs: 30,
             keep_warm: true,
             allowed_hosts: vec!["slack.com".into()],
+            tools: Some(AgentToolPolicy {
+                allow: vec!["SLACK_*".into()],
+                deny: vec!["*_DELETE_*".into()],
+                require_approval: vec!["SLACK_SEND_MESSAGE".into()],
+            }),
         };
         let update = AgentUpdate { name: Some("People".into()), settings: Some(settings.clone()) };
         let updated = store.update_agent(&hr.id, update).await.unwrap().unwrap();
         assert_eq!(updated.name, "People", "{backend}");
         assert_eq!(updated.settings, settings, "{backend}");
+        assert_eq!(store.get_agent(&hr.id).await.unwrap().unwrap().settings, settings, "{backend}: read back");
         assert!(store.delete_agent(&hr.id).await.unwrap(), "{backend}");
         assert!(store.get_agent(&hr.id).await.unwrap().is_none(), "{backend}");
         assert!(store.update_agent(&hr.id, AgentUpdate::default()).await.unwrap().is_none(), "{backend}");

@@ -26,8 +26,9 @@ use axum::routing::{get, post};
 use houston_protocol::ids::validate_id;
 use houston_protocol::{ConnectionState, composio_user_id};
 use houston_store::{AuditEntry, Store};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use time::OffsetDateTime;
 
 pub use composio::ComposioAccounts;
@@ -35,6 +36,7 @@ pub use composio::ComposioAccounts;
 use crate::chat::routes::{bearer_token, own_turn};
 use crate::chat::service::engine_error;
 use crate::chat::{ChatAgent, ChatError, ChatService};
+use crate::routes::ErrorResponse;
 
 /// Maximum wait of `GET …/connections?wait_for=`.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -89,14 +91,48 @@ pub fn router(service: Arc<ConnectionsService>) -> Router {
         .with_state(service)
 }
 
-#[derive(Debug, Deserialize)]
+/// Query of `GET /v1/agents/{agent}/connections`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// A toolkit of the agent: the response waits until the caller's connection to it is active.
     wait_for: Option<String>,
+    /// Maximum wait with `wait_for`, in seconds (default 30, at most 60).
     timeout_secs: Option<u64>,
 }
 
-/// `GET /v1/agents/{agent}/connections`.
-async fn list_connections(
+/// One toolkit of the agent and the caller's connection to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    pub toolkit: String,
+    /// `active`, `pending`, `expired` or `not_connected`.
+    #[schema(value_type = String)]
+    pub state: ConnectionState,
+}
+
+/// Response body of `GET /v1/agents/{agent}/connections`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    pub connections: Vec<ConnectionView>,
+    /// False when the server has no Composio settings; every toolkit then reads `not_connected`.
+    pub composio_configured: bool,
+}
+
+/// Response body of an approval decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalOutcome {
+    pub turn_id: String,
+    pub call_id: String,
+    pub approved: bool,
+}
+
+/// Lists the caller's connection state per toolkit of the agent, optionally waiting until
+/// one toolkit is active.
+#[utoipa::path(get, path = "/v1/agents/{agent}/connections", params(("agent" = String, Path, description = "agent id or slug"), ListQuery),
+    responses((status = 200, body = ConnectionList), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 422, body = ErrorResponse), (status = 502, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn list_connections(
     State(service): State<Arc<ConnectionsService>>,
     headers: HeaderMap,
     Path(agent): Path<String>,
@@ -118,11 +154,14 @@ async fn list_connections(
         let states = service.states(&user, &toolkits).await?;
         let landed = query.wait_for.as_ref().is_none_or(|wanted| states.get(&wanted.to_lowercase()) == Some(&ConnectionState::Active));
         if landed || tokio::time::Instant::now() >= deadline {
-            let connections: Vec<Value> = toolkits
+            let connections = toolkits
                 .iter()
-                .map(|toolkit| json!({"toolkit": toolkit, "state": states.get(toolkit).copied().unwrap_or(ConnectionState::NotConnected)}))
+                .map(|toolkit| ConnectionView {
+                    toolkit: toolkit.clone(),
+                    state: states.get(toolkit).copied().unwrap_or(ConnectionState::NotConnected),
+                })
                 .collect();
-            let body = json!({"connections": connections, "composio_configured": service.composio.is_some()});
+            let body = ConnectionList { connections, composio_configured: service.composio.is_some() };
             return Ok(Json(body).into_response());
         }
         tokio::time::sleep_until((tokio::time::Instant::now() + service.poll_interval).min(deadline)).await;
@@ -142,14 +181,25 @@ impl ConnectionsService {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of an approval decision.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ApprovalBody {
+pub struct ApprovalBody {
+    /// True runs the tool call, false rejects it.
     approve: bool,
 }
 
-/// `POST /v1/agents/{agent}/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}`.
-async fn decide_approval(
+/// Forwards the caller's decision on a tool call waiting for approval to the engine, and
+/// audits it.
+#[utoipa::path(post, path = "/v1/agents/{agent}/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}",
+    params(("agent" = String, Path, description = "agent id or slug"), ("session_id" = String, Path), ("turn_id" = String, Path),
+        ("call_id" = String, Path, description = "the tool call's id from the tool.approval_requested event")),
+    request_body = ApprovalBody,
+    responses((status = 200, body = ApprovalOutcome), (status = 401, body = ErrorResponse),
+        (status = 404, description = "unknown agent, turn or pending call (code approval_not_found)", body = ErrorResponse),
+        (status = 422, body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub async fn decide_approval(
     State(service): State<Arc<ConnectionsService>>,
     headers: HeaderMap,
     Path((agent, session_id, turn_id, call_id)): Path<(String, String, String, String)>,
@@ -188,7 +238,7 @@ async fn decide_approval(
     };
     service.ports.audit(entry).await?;
     tracing::info!(agent.id = %agent.agent_id, user.id = %caller.user_id, turn.id = %record.turn_id, call_id, approve, "tool approval decided");
-    let body = json!({"turn_id": record.turn_id, "call_id": call_id, "approved": approve});
+    let body = ApprovalOutcome { turn_id: record.turn_id.to_string(), call_id, approved: approve };
     Ok(Json(body).into_response())
 }
 

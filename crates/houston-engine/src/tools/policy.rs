@@ -11,9 +11,9 @@
 //! agent, user, tool, outcome and duration. Arguments are never logged, because they may
 //! hold secrets or personal data.
 //!
-//! NOTE: the policy is read from the agent folder when the engine starts. Admins change it by
-//! editing the definition's `integrations` (re-import) or the config file on the volume; the
-//! admin API has no route for it yet.
+//! The policy is read when the engine starts. `allow`, `deny` and `require_approval` come
+//! from `HOUSTON_TOOL_POLICY` when the control plane sets it (the admin API's agent settings),
+//! else from the config file on the agent's volume, which the agent itself can write.
 
 use std::sync::Arc;
 use std::time::Instant;

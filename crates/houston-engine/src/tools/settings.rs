@@ -18,6 +18,10 @@
 //! - `HOUSTON_WORKSPACE_ID` is then required, because it is half of every Composio user id.
 //! - `COMPOSIO_API_KEY` is sent only when set, for set-ups without the egress proxy.
 //! - `HOUSTON_TOOL_CONNECTION_WAIT_SECS` overrides `connection_wait_secs`.
+//! - `HOUSTON_TOOL_POLICY`, JSON `{"allow": [...], "deny": [...], "require_approval": [...]}`
+//!   set by the control plane from the admin's agent settings, replaces those three lists of
+//!   the config file. The agent can write its own volume, so only this variable keeps a tool
+//!   policy out of the agent's reach.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -129,11 +133,18 @@ pub fn load(agent_dir: &Path, env: impl Fn(&str) -> Option<String>, client: &Htt
         ToolsFile::default()
     });
     let max_result_bytes = file.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES).max(1024);
+    let lists = match env(TOOL_POLICY_VAR) {
+        Some(text) => parse_policy_env(&text).unwrap_or_else(|problem| {
+            problems.push(problem);
+            PolicyLists::default()
+        }),
+        None => PolicyLists { allow: file.allow.clone(), deny: file.deny.clone(), require_approval: file.require_approval.clone() },
+    };
     let policy = Arc::new(ToolPolicy {
         toolkits: file.toolkits.clone(),
-        allow: file.allow.clone(),
-        deny: file.deny.clone(),
-        require_approval: file.require_approval.clone(),
+        allow: lists.allow,
+        deny: lists.deny,
+        require_approval: lists.require_approval,
         max_result_bytes,
     });
 
@@ -154,6 +165,26 @@ pub fn load(agent_dir: &Path, env: impl Fn(&str) -> Option<String>, client: &Htt
         .map(|broker| Arc::new(PolicyBroker::new(broker, policy.clone(), agent_id)) as Arc<dyn ToolBroker>)
         .collect();
     Ok(ToolSetup { brokers, policy })
+}
+
+/// Environment variable of the admin's tool policy, which replaces the config file's lists.
+pub const TOOL_POLICY_VAR: &str = "HOUSTON_TOOL_POLICY";
+
+/// The `allow`, `deny` and `require_approval` lists of a tool policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyLists {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    #[serde(default)]
+    require_approval: Vec<String>,
+}
+
+fn parse_policy_env(text: &str) -> Result<PolicyLists, String> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| format!("{TOOL_POLICY_VAR}: field `{}`: {}", error.path(), error.inner()))
 }
 
 fn composio_settings(
@@ -271,6 +302,42 @@ mod tests {
         assert!(error.problems.iter().any(|p| p.contains("COMPOSIO_BASE_URL")), "{error}");
         assert!(error.problems.iter().any(|p| p.contains("HOUSTON_WORKSPACE_ID is missing")), "{error}");
         assert!(error.problems.iter().any(|p| p.contains("Bad Name")), "{error}");
+    }
+
+    #[test]
+    fn policy_env_overrides_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(
+            dir.path(),
+            r#"{"tools": {"allow": ["*"], "require_approval": [], "mcp_servers": [{"name": "docs", "url": "http://127.0.0.1:9/mcp"}]}}"#,
+        );
+        let policy = r#"{"allow": ["SLACK_*"], "deny": ["*_DELETE_*"], "require_approval": ["SLACK_SEND_MESSAGE"]}"#;
+        let setup = load_with(dir.path(), &[(TOOL_POLICY_VAR, policy)]).unwrap();
+        assert_eq!(setup.policy.allow, ["SLACK_*"]);
+        assert_eq!(setup.policy.deny, ["*_DELETE_*"]);
+        assert!(setup.policy.allows("SLACK_LIST_CHANNELS"));
+        assert!(!setup.policy.allows("SLACK_DELETE_MESSAGE"));
+        assert!(!setup.policy.allows("GITHUB_CREATE_ISSUE"), "the file's allow-all no longer applies");
+        assert!(setup.brokers[0].needs_approval("SLACK_SEND_MESSAGE"), "the broker uses the variable's policy");
+    }
+
+    #[test]
+    fn config_file_policy_without_env() {
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), r#"{"tools": {"deny": ["GITHUB_*"], "require_approval": ["SLACK_*"]}}"#);
+        let setup = load_with(dir.path(), &[]).unwrap();
+        assert!(!setup.policy.allows("GITHUB_CREATE_ISSUE"));
+        assert!(setup.policy.needs_approval("SLACK_SEND_MESSAGE"));
+    }
+
+    #[test]
+    fn invalid_policy_env_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load_with(dir.path(), &[(TOOL_POLICY_VAR, r#"{"allow": "SLACK_*"}"#)]).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert!(error.problems[0].starts_with("HOUSTON_TOOL_POLICY: field `allow`"), "{error}");
+        let unknown = load_with(dir.path(), &[(TOOL_POLICY_VAR, r#"{"alow": []}"#)]).unwrap_err();
+        assert!(unknown.problems[0].contains("alow"), "{unknown}");
     }
 
     #[test]

@@ -191,10 +191,11 @@ macro_rules! impl_store {
             async fn create_agent(&self, agent: crate::NewAgent) -> crate::StoreResult<crate::Agent> {
                 let now = crate::sql::rows::now_ms();
                 let hosts = serde_json::to_string(&agent.settings.allowed_hosts).unwrap_or_else(|_| "[]".to_owned());
+                let tool_policy = crate::sql::rows::tool_policy_text(agent.settings.tools.as_ref());
                 let row: crate::sql::rows::AgentRow = sqlx::query_as(
                     "INSERT INTO agents (id, workspace_id, slug, name, description, icon, category, definition, instructions, \
-                     provider, model, idle_timeout_secs, keep_warm, allowed_hosts, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING *",
+                     provider, model, idle_timeout_secs, keep_warm, allowed_hosts, created_at, updated_at, tool_policy) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING *",
                 )
                 .bind(houston_protocol::AgentId::generate().as_str())
                 .bind(agent.workspace_id.as_str())
@@ -211,6 +212,7 @@ macro_rules! impl_store {
                 .bind(agent.settings.keep_warm)
                 .bind(hosts)
                 .bind(now)
+                .bind(tool_policy)
                 .fetch_one(&self.pool)
                 .await?;
                 row.into_record()
@@ -227,9 +229,10 @@ macro_rules! impl_store {
                 let name = update.name.unwrap_or(current.name);
                 let settings = update.settings.unwrap_or(current.settings);
                 let hosts = serde_json::to_string(&settings.allowed_hosts).unwrap_or_else(|_| "[]".to_owned());
+                let tool_policy = crate::sql::rows::tool_policy_text(settings.tools.as_ref());
                 let row: Option<crate::sql::rows::AgentRow> = sqlx::query_as(
                     "UPDATE agents SET name = $2, provider = $3, model = $4, idle_timeout_secs = $5, keep_warm = $6, \
-                     allowed_hosts = $7, updated_at = $8 WHERE id = $1 RETURNING *",
+                     allowed_hosts = $7, updated_at = $8, tool_policy = $9 WHERE id = $1 RETURNING *",
                 )
                 .bind(id.as_str())
                 .bind(name)
@@ -239,6 +242,7 @@ macro_rules! impl_store {
                 .bind(settings.keep_warm)
                 .bind(hosts)
                 .bind(crate::sql::rows::now_ms())
+                .bind(tool_policy)
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(crate::sql::rows::AgentRow::into_record).transpose()

@@ -34,6 +34,10 @@ fn parse_role(value: &str) -> StoreResult<Role> {
 }
 
 fn parse_json(value: &str, column: &str) -> StoreResult<serde_json::Value> {
+    parse_json_as(value, column)
+}
+
+fn parse_json_as<T: serde::de::DeserializeOwned>(value: &str, column: &str) -> StoreResult<T> {
     serde_json::from_str(value).map_err(|error| StoreError::Corrupt(format!("{column}: {error}")))
 }
 
@@ -103,6 +107,11 @@ impl MemberRow {
     }
 }
 
+/// Encodes an agent's tool policy for the `tool_policy` column (`NULL` when unset).
+pub(crate) fn tool_policy_text(policy: Option<&crate::AgentToolPolicy>) -> Option<String> {
+    policy.map(|policy| serde_json::to_string(policy).unwrap_or_else(|_| "{}".to_owned()))
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AgentRow {
     id: String,
@@ -119,6 +128,7 @@ pub(crate) struct AgentRow {
     idle_timeout_secs: i64,
     keep_warm: bool,
     allowed_hosts: String,
+    tool_policy: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -127,6 +137,10 @@ impl AgentRow {
     pub(crate) fn into_record(self) -> StoreResult<Agent> {
         let allowed_hosts: Vec<String> = serde_json::from_str(&self.allowed_hosts)
             .map_err(|error| StoreError::Corrupt(format!("agents.allowed_hosts: {error}")))?;
+        let tools = match &self.tool_policy {
+            Some(text) => Some(parse_json_as(text, "agents.tool_policy")?),
+            None => None,
+        };
         Ok(Agent {
             id: parse_id(self.id, "agents.id")?,
             workspace_id: parse_id(self.workspace_id, "agents.workspace_id")?,
@@ -143,6 +157,7 @@ impl AgentRow {
                 idle_timeout_secs: self.idle_timeout_secs,
                 keep_warm: self.keep_warm,
                 allowed_hosts,
+                tools,
             },
             created_at: from_ms(self.created_at)?,
             updated_at: from_ms(self.updated_at)?,

@@ -9,6 +9,7 @@ use houston_store::{Agent, AgentSettings, AgentUpdate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::tool_policy::{ToolPolicyView, absent_null_or_value, validate_tool_policy};
 use super::{admin_context, audit_change};
 use crate::auth::AuthenticatedUser;
 use crate::error::{ApiError, FieldErrors};
@@ -44,6 +45,8 @@ pub struct SettingsView {
     pub idle_timeout_secs: i64,
     pub keep_warm: bool,
     pub allowed_hosts: Vec<String>,
+    /// The tool policy an admin set; `null` leaves it to the agent's own config file.
+    pub tools: Option<ToolPolicyView>,
 }
 
 impl From<&Agent> for AdminAgentView {
@@ -65,6 +68,7 @@ impl From<&Agent> for AdminAgentView {
                 idle_timeout_secs: settings.idle_timeout_secs,
                 keep_warm: settings.keep_warm,
                 allowed_hosts: settings.allowed_hosts.clone(),
+                tools: settings.tools.as_ref().map(ToolPolicyView::from),
             },
         }
     }
@@ -84,6 +88,10 @@ pub struct SettingsPatch {
     pub idle_timeout_secs: Option<i64>,
     pub keep_warm: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
+    /// Replaces the tool policy; `null` removes it.
+    #[serde(default, deserialize_with = "absent_null_or_value")]
+    #[schema(value_type = Option<ToolPolicyView>)]
+    pub tools: Option<Option<ToolPolicyView>>,
 }
 
 /// Body of `POST /v1/workspaces/{workspace}/agents`.
@@ -136,6 +144,9 @@ fn apply_settings(fields: &mut FieldErrors, base: AgentSettings, patch: Settings
             }
         }
         settings.allowed_hosts = hosts.into_iter().map(|host| host.to_ascii_lowercase()).collect();
+    }
+    if let Some(tools) = patch.tools {
+        settings.tools = tools.map(|policy| validate_tool_policy(fields, policy));
     }
     settings
 }

@@ -8,11 +8,13 @@ mod agents;
 mod grants;
 mod members;
 mod records;
+mod tool_policy;
 
 pub use agents::*;
 pub use grants::*;
 pub use members::*;
 pub use records::*;
+pub use tool_policy::ToolPolicyView;
 
 use houston_protocol::{AgentId, UserId, WorkspaceId};
 use houston_store::{AuditEntry, Role, Workspace};
