@@ -230,6 +230,8 @@ fn engine_reports_malformed_definition() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("houston.json"), "{stderr}");
     assert!(stderr.contains("integrations"), "{stderr}");
+    assert!(stderr.contains("starting the engine"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "piped stderr must carry no colour escapes: {stderr:?}");
 }
 
 #[test]
