@@ -29,6 +29,10 @@ pub(crate) const READY_PREFIX: &str = "houston-engine listening on ";
 /// The file descriptor number the engine reads its token from (`--token-fd 3`).
 pub(crate) const TOKEN_FD: i32 = 3;
 
+/// The lowest descriptor a runtime does not inherit: it gets only stdin, stdout, stderr and
+/// the token pipe.
+pub(crate) const FIRST_UNPASSED_FD: u32 = 4;
+
 /// Lines of engine output kept to explain a failed start.
 const OUTPUT_TAIL_LINES: usize = 20;
 
@@ -69,6 +73,10 @@ pub(crate) async fn spawn_engine(launch: Launch<'_>) -> Result<RuntimeHandle, St
     command
         .fd_mappings(vec![FdMapping { parent_fd: token_fd, child_fd: TOKEN_FD }])
         .map_err(|_| setup_error("map the token pipe", std::io::ErrorKind::InvalidInput.into()))?;
+    // Registered after the mapping, so the token pipe is already at TOKEN_FD. A descriptor
+    // this process has open without O_CLOEXEC (to another agent's folder, say) must not
+    // reach the engine, which could use it through /proc/<pid>/fd.
+    crate::sandbox::keep_only_fds_below(&mut command, FIRST_UNPASSED_FD);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

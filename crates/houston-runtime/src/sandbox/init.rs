@@ -35,7 +35,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid, getgid, getuid};
 
 use super::plan::{SANDBOX_ID, SandboxPlan};
 use super::{mounts, seccomp, sys};
-use crate::launch::TOKEN_FD;
+use crate::launch::{FIRST_UNPASSED_FD, TOKEN_FD};
 
 /// Exit status of an init that failed before the engine ran.
 const SETUP_FAILED: u8 = 125;
@@ -73,7 +73,7 @@ pub fn init_main(args: &[String]) -> u8 {
     let result = match args {
         [flag] if flag == "--check" => check_namespaces(),
         [plan] => match serde_json::from_str::<SandboxPlan>(plan) {
-            Ok(plan) => run_outer(&plan),
+            Ok(plan) => close_inherited().and_then(|()| run_outer(&plan)),
             Err(error) => Err(InitError(format!("invalid sandbox plan: {error}"))),
         },
         _ => Err(InitError("usage: sandbox-init (--check | PLAN_JSON)".to_owned())),
@@ -85,6 +85,13 @@ pub fn init_main(args: &[String]) -> u8 {
             SETUP_FAILED
         }
     }
+}
+
+/// Closes every descriptor above the token pipe, in case the process that started this
+/// init leaked one: the engine could otherwise reach it through `/proc/1/fd`. Nothing in
+/// this process owns such a descriptor yet, so closing them is sound.
+fn close_inherited() -> Result<(), InitError> {
+    sys::close_from(FIRST_UNPASSED_FD).map_err(|error| InitError::io("close inherited descriptors".into(), error))
 }
 
 fn namespace_flags() -> CloneFlags {
@@ -185,7 +192,7 @@ fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
     match sys::fork_single_threaded().map_err(|error| InitError::io("fork the engine".into(), error))? {
         ForkResult::Child => {
             let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-            let error = match confine() {
+            let error = match confine_engine() {
                 Ok(()) => exec.run().to_string(),
                 Err(error) => error.to_string(),
             };
@@ -200,6 +207,13 @@ fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
             supervise(child, signals)
         }
     }
+}
+
+/// Confines the engine child before its `execve`: descriptors the init opened while
+/// building the root stay out of the engine, then [`confine`].
+fn confine_engine() -> Result<(), InitError> {
+    sys::cloexec_from(FIRST_UNPASSED_FD).map_err(|error| InitError::io("mark descriptors close-on-exec".into(), error))?;
+    confine()
 }
 
 /// Drops every privilege and installs the seccomp filter.

@@ -24,6 +24,7 @@ use houston_protocol::EngineEndpoint;
 use tokio::process::Command;
 
 pub use init::{InitError, init_main};
+pub(crate) use sys::keep_only_fds_below;
 
 use crate::backend::{BackendKind, LaunchSpec, RuntimeBackend, RuntimeHandle, StartError};
 use crate::cgroup::{self, CgroupLayout, ResourceLimits, RuntimeCgroup};

@@ -1,5 +1,6 @@
-//! The sandbox's only `unsafe` system calls: `fork` and `clone`, both for a process that is
-//! checked to be single-threaded.
+//! The crate's only `unsafe` system calls: `fork` and `clone`, both for a process that is
+//! checked to be single-threaded, and `close_range`, which keeps inherited descriptors out
+//! of every runtime.
 #![allow(unsafe_code)]
 
 use nix::sched::CloneFlags;
@@ -38,6 +39,44 @@ pub(super) fn clone_single_threaded(
     // reapable with waitpid like a forked one.
     let result = unsafe { nix::sched::clone(child, &mut stack, flags, Some(nix::libc::SIGCHLD)) };
     result.map_err(std::io::Error::from)
+}
+
+/// Marks every descriptor from `first` upwards close-on-exec, so a program executed next
+/// inherits only the descriptors below `first`. Uses `close_range` with
+/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11 or later) and makes no allocation, so it may run
+/// between `fork` and `exec`.
+///
+/// # Errors
+/// Returns the `close_range` error, for example `ENOSYS` on an older kernel.
+pub(crate) fn cloexec_from(first: u32) -> std::io::Result<()> {
+    close_range(first, nix::libc::CLOSE_RANGE_CLOEXEC)
+}
+
+/// Closes every descriptor from `first` upwards.
+///
+/// Call it only where nothing in the process owns such a descriptor yet, as the sandbox
+/// init does first thing: an `OwnedFd` over a closed number would later close an unrelated
+/// file.
+pub(crate) fn close_from(first: u32) -> std::io::Result<()> {
+    close_range(first, 0)
+}
+
+fn close_range(first: u32, flags: u32) -> std::io::Result<()> {
+    // SAFETY: close_range reads no memory of this process. Marking descriptors
+    // close-on-exec changes no ownership, and `close_from` documents when closing is sound.
+    let result = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first, u32::MAX, flags) };
+    if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Makes the child of `command` inherit only the descriptors below `first`: after the
+/// standard streams and descriptor mappings are set up, every higher descriptor of the
+/// child is marked close-on-exec.
+pub(crate) fn keep_only_fds_below(command: &mut tokio::process::Command, first: u32) {
+    // SAFETY: the hook runs in the forked child before exec and only calls close_range,
+    // which is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(move || cloexec_from(first));
+    }
 }
 
 fn ensure_single_threaded() -> Result<(), std::io::Error> {
