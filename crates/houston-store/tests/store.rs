@@ -336,3 +336,29 @@ async fn signing_keys_shared() {
         assert_eq!(store.list_signing_keys().await.unwrap().len(), 1, "{backend}");
     }
 }
+
+async fn database_exists(name: &str) -> bool {
+    use sqlx::Connection;
+
+    let mut admin = sqlx::PgConnection::connect(&houston_store::testing::postgres_admin_url()).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1").bind(name).fetch_one(&mut admin).await.unwrap();
+    count == 1
+}
+
+#[tokio::test]
+async fn test_database_dropped_after_last_handle() {
+    let Some(test_store) = houston_store::testing::postgres_store(1).await.unwrap() else {
+        return;
+    };
+    let name = test_store.url.rsplit('/').next().unwrap().to_owned();
+    test_store.store.create_workspace("acme", "Acme").await.unwrap();
+    let shared = test_store.share();
+    assert!(database_exists(&name).await, "the database was not created");
+
+    drop(test_store);
+    assert!(database_exists(&name).await, "a shared handle must keep the database");
+    shared.store.get_workspace_by_slug("acme").await.unwrap().expect("the shared handle lost its data");
+
+    drop(shared);
+    assert!(!database_exists(&name).await, "{name} was not dropped with its last handle");
+}
