@@ -141,8 +141,8 @@ pub async fn sqlite_store(max_connections: u32) -> StoreResult<TestStore> {
     Ok(TestStore { store, backend: "sqlite", url, _dir: Some(dir), _database: None })
 }
 
-/// Opens a store on a fresh Postgres database, or `None` when skipped (see
-/// [`fresh_postgres_url`]).
+/// Opens a store on a fresh Postgres database, dropped with the last handle, or `None` when
+/// skipped (see [`fresh_postgres_database`]).
 ///
 /// # Errors
 /// The error of connecting or migrating.
