@@ -4,7 +4,7 @@
 //! the result is still inside `knowledge/`, so neither `..`, an absolute path nor a symlink
 //! reaches `.houston/` or anything else.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -64,8 +64,18 @@ impl KnowledgeBroker {
     }
 }
 
+/// The error for a path that does not name a file inside `knowledge/`. A file that exists
+/// outside it gets the same text as a missing one, so the tool cannot be used to probe
+/// which other files of the agent folder exist.
+const NOT_FOUND: &str = "no such file in knowledge/";
+
 /// Resolves `requested` under `root` with symlinks followed, and rejects any result outside
 /// `root` or that is not a regular file.
+///
+/// # Errors
+/// Returns the reason as text: a path that climbs out of `root` by `..` is rejected before
+/// the file system is touched, and a missing file gets the same [`NOT_FOUND`] text as one
+/// that a symlink places outside `root`.
 pub fn resolve_inside(root: &Path, requested: &str) -> Result<PathBuf, &'static str> {
     if requested.is_empty() || requested.contains('\0') {
         return Err("the path is empty or contains NUL");
@@ -73,15 +83,33 @@ pub fn resolve_inside(root: &Path, requested: &str) -> Result<PathBuf, &'static 
     if Path::new(requested).is_absolute() {
         return Err("absolute paths are not allowed; use a path relative to knowledge/");
     }
-    let root = root.canonicalize().map_err(|_| "there is no knowledge folder")?;
-    let resolved = root.join(requested).canonicalize().map_err(|_| "no such file in knowledge/")?;
-    if !resolved.starts_with(&root) {
+    if climbs_out(Path::new(requested)) {
         return Err("the path leaves knowledge/");
+    }
+    let root = root.canonicalize().map_err(|_| "there is no knowledge folder")?;
+    let resolved = root.join(requested).canonicalize().map_err(|_| NOT_FOUND)?;
+    if !resolved.starts_with(&root) {
+        return Err(NOT_FOUND);
     }
     if !resolved.is_file() {
         return Err("not a regular file");
     }
     Ok(resolved)
+}
+
+/// Checks, without the file system, whether a relative path's `..` components go above its
+/// starting folder.
+fn climbs_out(path: &Path) -> bool {
+    let mut depth = 0usize;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth == 0 => return true,
+            Component::ParentDir => depth -= 1,
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    false
 }
 
 #[async_trait]
@@ -147,6 +175,37 @@ mod tests {
             let output = broker.read(&json!({"path": path}));
             assert!(matches!(output, ToolOutput::Error(_)), "{path}: {output:?}");
         }
+    }
+
+    /// Returns the error text of reading `path`, with the path itself replaced, so two
+    /// errors can be compared byte for byte.
+    fn read_error(broker: &KnowledgeBroker, path: &str) -> String {
+        match broker.read(&json!({"path": path})) {
+            ToolOutput::Error(text) => text.replace(&format!("{path:?}"), "PATH"),
+            other => panic!("{path}: expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn outside_file_looks_missing() {
+        let dir = folder();
+        let knowledge = dir.path().join("knowledge");
+        std::os::unix::fs::symlink(dir.path().join(".houston"), knowledge.join("link")).unwrap();
+        let broker = KnowledgeBroker::new(knowledge);
+
+        let cases = [
+            ("link/sessions/u1/s1.jsonl", "link/sessions/u1/s2.jsonl"),
+            ("link/sessions/u1", "link/sessions/u2"),
+            ("../.houston/sessions/u1/s1.jsonl", "../.houston/sessions/u1/s2.jsonl"),
+            ("sub/../../.houston/sessions/u1/s1.jsonl", "sub/../../.houston/sessions/u1/s2.jsonl"),
+        ];
+        for (existing, missing) in cases {
+            assert!(dir.path().join("knowledge").join(existing).exists(), "{existing} exists");
+            let existing_error = read_error(&broker, existing);
+            let missing_error = read_error(&broker, missing);
+            assert_eq!(existing_error, missing_error, "{existing} vs {missing}");
+        }
+        assert_eq!(read_error(&broker, "no-such.md"), read_error(&broker, "link/sessions/u1/s1.jsonl"));
     }
 
     #[test]
