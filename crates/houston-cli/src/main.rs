@@ -7,6 +7,7 @@ mod client_cmd;
 mod engine_cmd;
 mod sandbox_cmd;
 mod serve_cmd;
+mod stack;
 mod telemetry;
 mod up_cmd;
 
@@ -24,7 +25,7 @@ struct Cli {
 enum Command {
     /// Run everything on this machine with embedded defaults.
     Up(up_cmd::UpArgs),
-    /// Run the control plane alone, for a fleet (Postgres and Redis required).
+    /// Run the control plane and agent runtimes, for a fleet (Postgres and Redis required).
     Serve(serve_cmd::ServeArgs),
     /// Run the runtime of one agent folder (what runs inside a sandbox).
     Engine(engine_cmd::EngineArgs),

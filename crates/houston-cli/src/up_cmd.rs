@@ -6,15 +6,13 @@
 //! `--database-url postgres://…` and `--redis-url redis://…`, several `houston up` processes
 //! share one store and one cache as a fleet.
 //!
-//! NOTE: each process has its own runtime manager and home, so two replicas that both get
-//! chats for one agent start two runtimes on two different volumes. Everything else it stores lives under the home
-//! folder: `houston.db`, `agents/<agent-id>/` (the volumes),
+//! Every replica runs its own agent runtimes (see [`crate::stack`]). Everything else it
+//! stores lives under the home folder: `houston.db`, `agents/<agent-id>/` (the volumes),
 //! `run/` (runtime sockets), `egress/` (per-agent egress sockets) and `egress.log`.
 
 mod demo;
-mod provider;
-mod specs;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +21,12 @@ use anyhow::Context;
 use clap::Args;
 use houston_cache::client_ip::TrustedProxies;
 use houston_cache::{CacheConfig, Caches, RedisConfig};
-use houston_control_plane::chat::{ChatLimits, ChatService, ControlPlaneChat, ManagerRuntimes, TurnTable};
-use houston_control_plane::connections::{ComposioAccounts, ConnectionsService, StorePorts};
+use houston_control_plane::chat::TurnTable;
 use houston_control_plane::{ControlPlane, ControlPlaneOptions, IdentityConfig};
-use houston_egress::{EgressConfig, EgressProxy};
-use houston_runtime::{
-    BackendKind, EngineCommand, ManagerConfig, NamespaceConfig, RuntimeBackend, RuntimeManager,
-    create_backend, namespace_supported,
-};
-use houston_store::{PostgresStore, SqliteStore, Store, StoreOptions};
+use houston_runtime::BackendKind;
+use houston_store::Store;
 
+use crate::stack::{self, NamespaceFallback, StackOptions, prepare_home};
 use crate::telemetry;
 
 /// Arguments of `houston up`.
@@ -90,32 +84,25 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     };
     let control_plane = ControlPlane::new(options).await.context("failed to start the control plane")?;
 
-    let provider = provider::ProviderChoice::from_env();
-    provider.announce();
-    let egress_config = EgressConfig::from_env(home.join("egress.log")).context("invalid egress settings")?;
-    let egress = EgressProxy::new(egress_config).context("failed to start the egress proxy")?;
-    let backend = choose_backend(&args.sandbox)?;
-    let manager = RuntimeManager::new(backend, ManagerConfig::new(home.join("run")));
-
+    let backend: BackendKind = args
+        .sandbox
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid --sandbox {:?}: {e}", args.sandbox))?;
     if args.demo {
         demo::seed(store.as_ref(), &home).await.context("failed to seed the demo")?;
     }
+    let stack_options = StackOptions {
+        home: home.clone(),
+        backend,
+        namespace_fallback: NamespaceFallback::WarnAndUseProcess,
+        idle_override: args.idle_timeout_secs.map(Duration::from_secs),
+        chat_per_user_per_minute: args.chat_per_user_per_minute,
+        provider_settings: BTreeMap::new(),
+    };
+    let chat = stack::build(&control_plane, store.clone(), turn_table, stack_options).await?;
 
-    let engine = EngineCommand::current_exe().context("failed to locate the houston binary")?;
-    let idle_override = args.idle_timeout_secs.map(Duration::from_secs);
-    let specs = specs::UpSpecs::new(store.clone(), home.clone(), engine, egress, provider, idle_override);
-    let mut limits = ChatLimits::default();
-    limits.per_user = houston_cache::Quota::per_minute(args.chat_per_user_per_minute.max(1))
-        .map_err(|e| anyhow::anyhow!("invalid --chat-per-user-per-minute: {e}"))?;
-    let chat = ControlPlaneChat::new(control_plane.clone(), turn_table, limits)
-        .await
-        .context("failed to prepare the chat turn table")?;
-    let service = ChatService::new(chat.ports(ManagerRuntimes::new(manager.clone(), specs)));
-
-    let connections = connections_service(service.clone(), store.clone())?;
     let app = houston_control_plane::router(control_plane.clone())
-        .merge(houston_control_plane::chat::router(service))
-        .merge(houston_control_plane::connections::router(connections))
+        .merge(chat.routes)
         .fallback_service(houston_control_plane::web_assets::router(&args.web_dir));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -125,31 +112,18 @@ async fn serve(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!(home = %home.display(), listen = %address, web_dir = %args.web_dir.display(), "houston up started");
 
     houston_control_plane::serve(control_plane, app, listener, shutdown_signal()).await?;
-    manager.shutdown().await;
+    chat.manager.shutdown().await;
     tracing::info!("houston up stopped");
     Ok(())
-}
-
-/// Builds the tool connection and approval routes; Composio is read with `COMPOSIO_API_KEY`.
-fn connections_service(chat: Arc<ChatService>, store: Arc<dyn Store>) -> anyhow::Result<Arc<ConnectionsService>> {
-    let composio = ComposioAccounts::from_env().map_err(|e| anyhow::anyhow!("invalid Composio settings: {e}"))?;
-    let ports = Arc::new(StorePorts(store));
-    Ok(Arc::new(ConnectionsService { chat, ports, composio, poll_interval: Duration::from_secs(2) }))
 }
 
 /// Opens the metadata store (Postgres when a URL is given, else SQLite in the home folder)
 /// and returns it with the chat turn table on the same database.
 async fn open_store(home: &Path, database_url: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, TurnTable)> {
-    let url = database_url.filter(|url| !url.is_empty());
-    if let Some(url) = url {
-        let postgres = PostgresStore::connect(&StoreOptions::new(url)).await.context("failed to open the Postgres store")?;
-        let table = TurnTable::Postgres(postgres.pool().clone());
-        return Ok((Arc::new(postgres), table));
+    match database_url.filter(|url| !url.is_empty()) {
+        Some(url) => stack::open_store(url, None).await,
+        None => stack::open_store(&format!("sqlite://{}", home.join("houston.db").display()), None).await,
     }
-    let url = format!("sqlite://{}", home.join("houston.db").display());
-    let sqlite = SqliteStore::connect(&StoreOptions::new(url)).await.context("failed to open the SQLite store")?;
-    let table = TurnTable::Sqlite(sqlite.pool().clone());
-    Ok((Arc::new(sqlite), table))
 }
 
 /// Connects the caches to Redis when a URL is given, else keeps them in process.
@@ -160,38 +134,6 @@ async fn open_caches(redis_url: Option<&str>) -> anyhow::Result<Caches> {
             .map_err(|e| anyhow::anyhow!("invalid Redis settings: {e}")),
         None => Caches::in_process(CacheConfig::default()).map_err(|e| anyhow::anyhow!("invalid cache settings: {e}")),
     }
-}
-
-/// Creates the home folder and its subfolders and returns its absolute path, so socket
-/// paths stay valid whatever the working folder of a runtime is.
-fn prepare_home(home: &Path) -> anyhow::Result<PathBuf> {
-    for dir in ["agents", "run", "egress"] {
-        let path = home.join(dir);
-        std::fs::create_dir_all(&path).with_context(|| format!("failed to create {}", path.display()))?;
-    }
-    home.canonicalize().with_context(|| format!("failed to resolve {}", home.display()))
-}
-
-/// Returns the namespace backend when this host supports it, else the process backend with
-/// a warning that agents are not isolated.
-fn choose_backend(requested: &str) -> anyhow::Result<Arc<dyn RuntimeBackend>> {
-    let kind: BackendKind = requested
-        .parse()
-        .map_err(|e| anyhow::anyhow!("invalid --sandbox {requested:?}: {e}"))?;
-    let namespace = NamespaceConfig::default();
-    if kind == BackendKind::Namespace
-        && let Err(unavailable) = namespace_supported(&namespace)
-    {
-        tracing::warn!(reason = %unavailable.reason, "namespace sandboxes are unavailable on this host");
-        eprintln!(
-            "WARNING: namespace sandboxes are unavailable here ({}).\n\
-             WARNING: falling back to the `process` backend: agents run WITHOUT isolation and can \
-             read each other's volumes. Use it for development only.",
-            unavailable.reason
-        );
-        return create_backend(BackendKind::Process, namespace).map_err(anyhow::Error::from);
-    }
-    create_backend(kind, namespace).map_err(anyhow::Error::from)
 }
 
 async fn shutdown_signal() {

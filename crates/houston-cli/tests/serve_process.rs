@@ -1,5 +1,6 @@
-//! `houston serve` as a process: configuration errors before binding, the redacted start-up
-//! log, serving, and a clean stop on SIGTERM.
+//! `houston serve` as a process: configuration errors before binding (an unknown key, a
+//! runtime backend missing from this build), the redacted start-up log, serving, and a clean
+//! stop on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -24,6 +25,28 @@ fn bad_config_lists_every_problem() {
 }
 
 #[test]
+fn kubernetes_backend_rejected_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("houston.toml");
+    let home = dir.path().join("home");
+    std::fs::write(&path, format!("[runtime]\nbackend = \"kubernetes\"\nhome = {:?}\n", home.display().to_string())).unwrap();
+    let database = format!("sqlite://{}", dir.path().join("houston.db").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_houston"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("HOUSTON_DATABASE_URL", &database)
+        .env_remove("HOUSTON_RUNTIME__BACKEND")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let expected = "runtime.backend: the kubernetes runtime backend is not available in this build; use namespace or process";
+    assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
+    assert!(!home.exists(), "the home folder was created before the configuration was checked");
+    assert!(!dir.path().join("houston.db").exists(), "the database was opened before the configuration was checked");
+}
+
+#[test]
 fn serve_starts_logs_redacted_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("houston.toml");
@@ -40,6 +63,8 @@ fn serve_starts_logs_redacted_and_stops() {
         .args(["serve", "--config"])
         .arg(&path)
         .env("HOUSTON_DATABASE_URL", &database)
+        .env("HOUSTON_RUNTIME__BACKEND", "process")
+        .env("HOUSTON_RUNTIME__HOME", dir.path().join("home"))
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

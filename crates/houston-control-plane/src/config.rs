@@ -13,12 +13,16 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use toml::{Table, Value};
 
+mod runtime;
+
+pub use runtime::RuntimeConfig;
+
 use crate::auth::IdentityConfig;
 use crate::auth::config::{BuiltinIssuerConfig, DEFAULT_OIDC_SCOPES, ExternalIssuerConfig, OidcSignInConfig, TokenAlgorithm};
 
 /// Top-level keys; an environment variable is applied only when its first level is one.
 const TOP_LEVEL_KEYS: &[&str] =
-    &["listen", "database_url", "database_max_connections", "redis_url", "trusted_proxies", "outbox_dir", "identity", "limits"];
+    &["listen", "database_url", "database_max_connections", "redis_url", "trusted_proxies", "outbox_dir", "identity", "limits", "runtime"];
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +61,8 @@ pub struct ServeConfig {
     pub outbox_dir: Option<std::path::PathBuf>,
     pub identity: IdentityConfig,
     pub limits: LimitsConfig,
+    /// Agent runtimes for the chat routes.
+    pub runtime: RuntimeConfig,
 }
 
 impl ServeConfig {
@@ -98,6 +104,7 @@ impl ServeConfig {
         let outbox_dir = reader.string(&mut table, "", "outbox_dir").map(std::path::PathBuf::from);
         let identity = read_identity(&mut reader, &mut table);
         let limits = read_limits(&mut reader, &mut table);
+        let runtime = runtime::read_runtime(&mut reader, &mut table);
         reader.unknown_keys(table, "");
         reader.finish()?;
         Ok(Self {
@@ -109,6 +116,7 @@ impl ServeConfig {
             outbox_dir,
             identity,
             limits,
+            runtime,
         })
     }
 
@@ -127,6 +135,7 @@ impl ServeConfig {
                 "login_per_email_per_minute": self.limits.login_per_email_per_minute,
                 "login_per_ip_per_minute": self.limits.login_per_ip_per_minute,
             },
+            "runtime": self.runtime.summary(),
         })
     }
 }
@@ -440,6 +449,59 @@ mod tests {
         assert_eq!(config.listen.port(), 8080);
         assert_eq!(config.identity.leeway, Duration::from_secs(30));
         assert!(config.identity.builtin.is_some());
+    }
+
+    #[test]
+    fn runtime_section_read_from_file_and_env() {
+        let text = "database_url = \"postgres://db/houston\"\n[runtime]\nbackend = \"process\"\nidle_timeout = \"30s\"\n";
+        let env = [("HOUSTON_RUNTIME__HOME", "/srv/houston"), ("HOUSTON_RUNTIME__MODEL", "claude-test")];
+        let config = load(text, &env).unwrap();
+        assert_eq!(config.runtime.backend, houston_runtime::BackendKind::Process);
+        assert_eq!(config.runtime.home, std::path::PathBuf::from("/srv/houston"));
+        assert_eq!(config.runtime.idle_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(config.runtime.model.as_deref(), Some("claude-test"));
+        assert_eq!(config.runtime.chat_per_user_per_minute, 60);
+    }
+
+    #[test]
+    fn runtime_defaults_to_namespace() {
+        let config = load("database_url = \"postgres://db/houston\"", &[]).unwrap();
+        assert_eq!(config.runtime.backend, houston_runtime::BackendKind::Namespace);
+        assert_eq!(config.runtime.idle_timeout, None);
+    }
+
+    #[test]
+    fn runtime_backends_missing_from_build_rejected() {
+        for backend in ["kubernetes", "gvisor", "microvm"] {
+            let text = format!("database_url = \"postgres://db/houston\"\n[runtime]\nbackend = \"{backend}\"\n");
+            let error = load(&text, &[]).unwrap_err();
+            let expected = format!("runtime.backend: the {backend} runtime backend is not available in this build");
+            assert!(error.to_string().contains(&expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn runtime_bad_keys_reported() {
+        let text = r#"
+            database_url = "postgres://db/houston"
+            [runtime]
+            backend = "docker"
+            idle_timeout = "0s"
+            anthropic_api_key = "sk-ant-secret"
+            anthropic_base_url = "api.anthropic.com"
+            colour = "blue"
+        "#;
+        let error = load(text, &[]).unwrap_err().to_string();
+        for expected in [
+            "runtime.backend: invalid value \"docker\"",
+            "runtime.idle_timeout: must be at least 1s",
+            "runtime.anthropic_api_key: keys are not read from the configuration: set ANTHROPIC_API_KEY",
+            "runtime.anthropic_base_url: invalid URL",
+            "runtime.colour: unknown key",
+        ] {
+            assert!(error.contains(expected), "{expected:?} missing from:\n{error}");
+        }
+        assert!(!error.contains("sk-ant-secret"), "the key leaked into the error:\n{error}");
     }
 
     #[test]

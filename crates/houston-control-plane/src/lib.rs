@@ -100,6 +100,15 @@ pub async fn build(config: &ServeConfig) -> Result<AppState, RunError> {
     let mut store_options = StoreOptions::new(config.database_url.expose_secret());
     store_options.max_connections = config.database_max_connections;
     let store = houston_store::connect(&store_options).await?;
+    build_on(config, store).await
+}
+
+/// Builds the control plane from `config` on a store the caller opened, for a caller that
+/// also needs the store's connection pool (the chat turn table).
+///
+/// # Errors
+/// [`RunError`] when the caches or the identity cannot be set up.
+pub async fn build_on(config: &ServeConfig, store: std::sync::Arc<dyn houston_store::Store>) -> Result<AppState, RunError> {
     let caches = match &config.redis_url {
         Some(url) => Caches::redis(houston_cache::RedisConfig::new(url.clone())).await.map_err(|error| RunError::Caches(error.to_string()))?,
         None => Caches::in_process(CacheConfig::default()).map_err(|error| RunError::Caches(error.to_string()))?,
@@ -146,8 +155,9 @@ pub async fn serve(state: AppState, app: Router, listener: TcpListener, shutdown
 /// Runs `houston serve`: builds the control plane from `config` and serves its routes on
 /// `listener` until `shutdown` completes.
 ///
-/// NOTE: this serves identity, agents and administration only. The chat routes need a
-/// runtime backend; a caller that has one merges `chat::router` and calls [`serve`] itself.
+/// This serves identity, agents and administration only, because the chat routes need a
+/// runtime manager and an egress proxy. The `houston serve` command builds those from
+/// `config.runtime`, merges `chat::router` and `connections::router`, and calls [`serve`].
 ///
 /// # Errors
 /// [`RunError`] when start-up or serving fails.

@@ -14,7 +14,7 @@ use houston_store::{Agent, AgentSettings, Role, Store};
 use rand::Rng;
 use rand::distributions::Alphanumeric;
 
-use super::specs::volume_dir;
+use crate::stack::volume_dir;
 
 /// A demo agent: slug and files, path relative to the volume and content.
 struct DemoAgent {

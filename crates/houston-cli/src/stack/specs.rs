@@ -1,4 +1,4 @@
-//! Runtime registrations for `houston up`: an agent's volume under the home folder, its
+//! Runtime registrations for `houston up` and `houston serve`: an agent's volume under the home folder, its
 //! egress socket, and the engine command and environment.
 
 use std::collections::HashMap;
@@ -22,6 +22,7 @@ pub struct UpSpecs {
     engine: EngineCommand,
     egress: EgressProxy,
     provider: ProviderChoice,
+    model_override: Option<String>,
     idle_override: Option<Duration>,
     egress_handles: Mutex<HashMap<AgentId, AgentHandle>>,
 }
@@ -34,9 +35,10 @@ impl UpSpecs {
         engine: EngineCommand,
         egress: EgressProxy,
         provider: ProviderChoice,
+        model_override: Option<String>,
         idle_override: Option<Duration>,
     ) -> Arc<Self> {
-        Arc::new(Self { store, home, engine, egress, provider, idle_override, egress_handles: Mutex::default() })
+        Arc::new(Self { store, home, engine, egress, provider, model_override, idle_override, egress_handles: Mutex::default() })
     }
 
     fn unavailable(agent: &AgentId, reason: String) -> ChatError {
@@ -81,10 +83,14 @@ impl AgentSpecSource for UpSpecs {
         let own_timeout = Duration::from_secs(u64::try_from(agent.settings.idle_timeout_secs).unwrap_or(120).max(1));
         spec.idle_timeout = self.idle_override.unwrap_or(own_timeout);
         spec.keep_warm = agent.settings.keep_warm;
-        spec.env = self.provider.engine_env(&agent.settings);
+        spec.env = self.provider.engine_env(&agent.settings, self.model_override.as_deref());
         // Composio user ids are made of the workspace and user ids. The egress proxy adds the
         // Composio key, so the engine gets only the URL.
         spec.env.insert("HOUSTON_WORKSPACE_ID".to_owned(), chat_agent.workspace_id.to_string());
+        // The admin's tool policy replaces the one in the volume's config file, which the agent can write.
+        if let Some(policy) = agent.settings.tools.as_ref().and_then(|policy| serde_json::to_string(policy).ok()) {
+            spec.env.insert("HOUSTON_TOOL_POLICY".to_owned(), policy);
+        }
         if let Some(base_url) = houston_control_plane::connections::composio::base_url_from_env() {
             spec.env.insert("COMPOSIO_BASE_URL".to_owned(), base_url);
         }

@@ -1,4 +1,4 @@
-//! The model provider of the agents of `houston up`, and the engine environment that
+//! The model provider of the agents of `houston up` and `houston serve`, and the engine environment that
 //! selects it. The environment carries the provider name, model and base URL only: the
 //! API keys stay with the egress proxy, which adds them to each request on the way out.
 
@@ -19,13 +19,9 @@ pub enum ProviderChoice {
 }
 
 impl ProviderChoice {
-    /// Reads `ANTHROPIC_API_KEY`/`ANTHROPIC_BASE_URL`, then `OPENAI_API_KEY`/`OPENAI_BASE_URL`.
-    #[must_use]
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// Reads `ANTHROPIC_API_KEY`/`ANTHROPIC_BASE_URL`, then `OPENAI_API_KEY`/`OPENAI_BASE_URL`,
+    /// through `lookup`, which returns `None` for unset or empty variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         if lookup("ANTHROPIC_API_KEY").is_some() {
             let base_url = lookup("ANTHROPIC_BASE_URL").unwrap_or_else(|| ANTHROPIC_DEFAULT_BASE_URL.to_owned());
             return Self::Anthropic { base_url };
@@ -51,9 +47,10 @@ impl ProviderChoice {
     }
 
     /// Returns the engine environment for an agent. The agent's own model is used when its
-    /// provider is the configured one; `HOUSTON_MODEL` overrides it for every agent.
+    /// provider is the configured one; `model_override` (from `HOUSTON_MODEL` or the serve
+    /// configuration) replaces it for every agent.
     #[must_use]
-    pub fn engine_env(&self, settings: &AgentSettings) -> BTreeMap<String, String> {
+    pub fn engine_env(&self, settings: &AgentSettings, model_override: Option<&str>) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         let (name, url_var, base_url) = match self {
             Self::Anthropic { base_url } => ("anthropic", "ANTHROPIC_BASE_URL", base_url.as_str()),
@@ -64,7 +61,7 @@ impl ProviderChoice {
         if !url_var.is_empty() {
             env.insert(url_var.to_owned(), base_url.to_owned());
         }
-        let model = std::env::var("HOUSTON_MODEL").ok().filter(|model| !model.is_empty());
+        let model = model_override.filter(|model| !model.is_empty()).map(str::to_owned);
         let model = model.or_else(|| (settings.provider == name).then(|| settings.model.clone()));
         if let Some(model) = model.filter(|_| name != "offline") {
             env.insert("HOUSTON_MODEL".to_owned(), model);
@@ -95,7 +92,7 @@ mod tests {
     #[test]
     fn engine_env_has_no_key() {
         let picked = choice(&[("OPENAI_API_KEY", "sk-secret"), ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")]);
-        let env = picked.engine_env(&AgentSettings::default());
+        let env = picked.engine_env(&AgentSettings::default(), None);
         assert_eq!(env["HOUSTON_PROVIDER"], "openai");
         assert_eq!(env["OPENAI_BASE_URL"], "http://127.0.0.1:11434/v1");
         assert!(env.values().all(|value| !value.contains("sk-secret")));
