@@ -19,7 +19,7 @@ use houston_protocol::AgentId;
 
 pub use lease::{Activation, RuntimeLease, Waking};
 
-use crate::backend::{RuntimeBackend, StartError};
+use crate::backend::{BackendKind, RuntimeBackend, StartError};
 use crate::spec::{AgentSpec, MAX_SOCKET_PATH, SpecError};
 use agent::Agent;
 
@@ -122,6 +122,13 @@ pub enum RegisterError {
     /// The agent is registered already.
     #[error("agent {agent} is already registered; unregister it first")]
     AlreadyRegistered { agent: AgentId },
+    /// The agent's sandbox would run as the same host uid as a registered agent, so each
+    /// could read and change the other's volume.
+    #[error(
+        "agent {agent} would run its sandbox as host uid {uid}, which agent {other} already uses; \
+         rename one of the two agents"
+    )]
+    SandboxUidTaken { agent: AgentId, other: AgentId, uid: u32 },
 }
 
 fn join(errors: &[SpecError]) -> String {
@@ -157,7 +164,8 @@ impl RuntimeManager {
     /// agent, which is started at once. Must be called inside a Tokio runtime.
     ///
     /// # Errors
-    /// Returns [`RegisterError`] for an invalid spec or an agent registered already.
+    /// Returns [`RegisterError`] for an invalid spec, an agent registered already, or a
+    /// namespace sandbox uid that a registered agent already uses.
     pub fn register(&self, spec: AgentSpec) -> Result<(), RegisterError> {
         let agent_id = spec.agent_id.clone();
         let runtime_dir = self.context.config.run_dir.join(agent_id.as_str());
@@ -179,12 +187,34 @@ impl RuntimeManager {
         if agents.contains_key(&agent_id) {
             return Err(RegisterError::AlreadyRegistered { agent: agent_id });
         }
+        if let Some((other, uid)) = self.sandbox_uid_owner(&agents, &agent_id) {
+            return Err(RegisterError::SandboxUidTaken { agent: agent_id, other, uid });
+        }
         let agent = Agent::new(spec, runtime_dir, self.context.clone());
         if agent.spec.keep_warm {
             agent.start_keep_warm();
         }
         agents.insert(agent_id, agent);
         Ok(())
+    }
+
+    /// Returns the registered agent whose namespace sandbox would run as the same host uid as
+    /// `agent`'s, with that uid. Sandbox uids are distinct only when this process is root:
+    /// otherwise every sandbox maps the caller's own uid, and the process backend uses no
+    /// sandbox uid at all.
+    // NOTE: a collision is rejected rather than resolved by picking the next free uid,
+    // because a picked uid would have to be stored with the volume to stay the same across
+    // restarts. Uids come from a hash of the agent id into 65536 values, so collisions are
+    // rare but possible; renaming either agent resolves one.
+    fn sandbox_uid_owner(&self, agents: &HashMap<AgentId, Arc<Agent>>, agent: &AgentId) -> Option<(AgentId, u32)> {
+        if self.context.backend.kind() != BackendKind::Namespace || !nix::unistd::geteuid().is_root() {
+            return None;
+        }
+        let (uid, _) = crate::sandbox::sandbox_host_ids(agent);
+        agents
+            .keys()
+            .find(|other| crate::sandbox::sandbox_host_ids(other).0 == uid)
+            .map(|other| (other.clone(), uid))
     }
 
     /// Stops the agent's runtime (if any) and removes the agent from the manager.

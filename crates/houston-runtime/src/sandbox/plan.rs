@@ -22,8 +22,9 @@ const HOST_ID_RANGE: u32 = 65_536;
 /// Returns the host uid and gid an agent's sandbox runs as.
 ///
 /// As root, each agent gets an unprivileged id derived from its id (FNV-1a hash into
-/// 100000..165535), so a sandbox never acts as host root and two agents rarely share an
-/// owner. Otherwise the sandbox runs as the caller, the only id it may map.
+/// 100000..165535), so a sandbox never acts as host root. Two ids can hash to the same
+/// uid, and the runtime manager rejects the second of such agents at registration.
+/// Otherwise the sandbox runs as the caller, the only id it may map.
 pub(crate) fn host_ids(agent: &str) -> (u32, u32) {
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     if uid != 0 {
