@@ -63,7 +63,19 @@ pub enum ApiError {
     /// The body could not be parsed at all.
     #[error("invalid request body: {0}")]
     InvalidBody(String),
-    #[error("the request has invalid fields")]
+    /// The body is larger than the request body limit.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The route takes JSON and the `Content-Type` is missing or another type.
+    #[error("the request body must be JSON: send Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is not valid JSON; `line` and `column` are 1-based, as serde_json reports them.
+    #[error("the request body is not valid JSON: {reason} at line {line} column {column}")]
+    InvalidJson { reason: String, line: usize, column: usize },
+    /// A query parameter is missing or does not parse.
+    #[error("invalid query parameter {parameter}: {reason}")]
+    InvalidQuery { parameter: String, reason: String },
+    #[error("{}", invalid_fields_message(.0))]
     InvalidFields(Vec<FieldError>),
     #[error("too many requests")]
     RateLimited { retry_after: Duration },
@@ -82,7 +94,9 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::AgentNotFound | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) | Self::InvalidJson { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::InvalidFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +116,10 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::InvalidBody(_) => "invalid_request",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidJson { .. } => "invalid_json",
+            Self::InvalidQuery { .. } => "invalid_query",
             Self::InvalidFields(_) => "invalid_fields",
             Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal",
@@ -114,6 +132,10 @@ impl ApiError {
         let body = ErrorBody::new(self.code(), self.to_string());
         match self {
             Self::InvalidFields(fields) => body.with_details(serde_json::json!({ "fields": fields })),
+            Self::InvalidJson { line, column, .. } => body.with_details(serde_json::json!({ "line": line, "column": column })),
+            Self::InvalidQuery { parameter, reason } => {
+                body.with_details(serde_json::json!({ "parameter": parameter, "reason": reason }))
+            }
             Self::Unauthenticated(error) => body.with_details(serde_json::json!({ "check": error.check() })),
             _ => body,
         }
@@ -158,6 +180,13 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Lists each field with its reason, so a client that shows only the message still tells the
+/// user what to fix.
+fn invalid_fields_message(fields: &[FieldError]) -> String {
+    let list: Vec<String> = fields.iter().map(|field| format!("{}: {}", field.field, field.reason)).collect();
+    format!("the request has invalid fields: {}", list.join("; "))
 }
 
 /// Formats an error with every cause, for the log line of an internal error.

@@ -25,6 +25,7 @@ pub mod chat;
 pub mod config;
 pub mod connections;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod outbox;
 pub mod routes;

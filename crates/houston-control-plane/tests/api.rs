@@ -111,6 +111,37 @@ async fn invalid_login_lists_all_fields() {
 }
 
 #[tokio::test]
+async fn login_body_errors_use_error_format() {
+    let huge = format!(r#"{{"email": "juan@acme.test", "password": "{}"}}"#, "a".repeat(3 * 1024 * 1024));
+    // (content type, body, status, code)
+    let cases = [
+        ("application/json", huge, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ("application/json", "{".to_owned(), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("application/json", r#"{"email": "juan@acme.test"}"#.to_owned(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
+        ("application/json", r#"{"email": "juan@acme.test", "password": 5}"#.to_owned(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
+        ("text/plain", r#"{"email": "juan@acme.test", "password": "x"}"#.to_owned(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    ];
+    for app in apps(IdentityConfig::default()).await {
+        for (content_type, body, status, code) in cases.clone() {
+            let shown: String = body.chars().take(40).collect();
+            let request = axum::http::Request::post("/v1/login").header("content-type", content_type).body(axum::body::Body::from(body)).unwrap();
+            let answer = app.send(request).await;
+            assert_eq!(answer.status, status, "{}: {shown:?}: {}", app.backend, answer.body);
+            assert_eq!(answer.headers["content-type"], "application/json", "{}: {shown:?}", app.backend);
+            assert_eq!(answer.body["error"]["code"], code, "{}: {shown:?}: {}", app.backend, answer.body);
+        }
+
+        let request = axum::http::Request::post("/v1/login").header("content-type", "application/json").body(axum::body::Body::from("{\n\"email\": }")).unwrap();
+        let answer = app.send(request).await;
+        assert_eq!(answer.body["error"]["details"]["line"], 2, "{}: {}", app.backend, answer.body);
+
+        let request = axum::http::Request::post("/v1/login").header("content-type", "application/json").body(axum::body::Body::from(r#"{"email": "juan@acme.test", "password": 5}"#)).unwrap();
+        let answer = app.send(request).await;
+        assert_eq!(answer.body["error"]["details"]["fields"][0]["field"], "password", "{}: {}", app.backend, answer.body);
+    }
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_logout_revokes() {
     for app in apps(IdentityConfig::default()).await {
         let backend = app.backend;

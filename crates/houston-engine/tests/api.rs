@@ -41,23 +41,23 @@ async fn invalid_ids_rejected_before_file_access() {
     let bad_sessions = ["..%2Fescape", "%2Fetc%2Fpasswd", "a%00b", long.as_str(), ".hidden"];
     for session in bad_sessions {
         let response = engine.start_turn(session, json!({"user_id": "juan", "message": "hi"})).await;
-        assert_eq!(response.status(), 400, "session {session:?}");
+        assert_eq!(response.status(), 422, "session {session:?}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "invalid_request");
+        assert_eq!(body["error"]["code"], "invalid_fields");
         assert_eq!(body["error"]["details"]["fields"][0]["field"], "session_id", "session {session:?}");
     }
     for user in ["../sales", "/abs", "a\u{0}b", long.as_str()] {
         let response = engine.start_turn("s1", json!({"user_id": user, "message": "hi"})).await;
-        assert_eq!(response.status(), 400, "user {user:?}");
+        assert_eq!(response.status(), 422, "user {user:?}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["details"]["fields"][0]["field"], "user_id");
     }
     let history = engine.get("/v1/sessions/s1?user_id=..%2Fsales").send().await.unwrap();
-    assert_eq!(history.status(), 400);
+    assert_eq!(history.status(), 422);
     let listing = engine.get("/v1/users/..%2Fsales/sessions").send().await.unwrap();
-    assert_eq!(listing.status(), 400);
+    assert_eq!(listing.status(), 422);
     let events = engine.get("/v1/sessions/s1/turns/..%2Fx/events").send().await.unwrap();
-    assert_eq!(events.status(), 400);
+    assert_eq!(events.status(), 422);
     assert!(!dir.path().join(".houston/sessions").exists(), "nothing was created");
 }
 
@@ -66,17 +66,51 @@ async fn bad_body_lists_every_field() {
     let dir = agent_folder();
     let engine = offline_engine(dir.path()).await;
     let response = engine.start_turn("s1", json!({"user_id": "juan", "message": "  ", "idempotency_key": ""})).await;
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     let fields: Vec<&str> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["message", "idempotency_key"]);
 
     let missing = engine.start_turn("s1", json!({"user_id": "juan"})).await;
-    assert_eq!(missing.status(), 400);
+    assert_eq!(missing.status(), 422);
     let body: Value = missing.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("missing field `message`"));
+    assert_eq!(body["error"]["details"]["fields"][0], json!({"field": "message", "reason": "is missing"}));
     let not_json = engine.post("/v1/sessions/s1/turns").body("{not json").send().await.unwrap();
     assert_eq!(not_json.status(), 400);
+}
+
+#[tokio::test]
+async fn body_errors_use_error_format() {
+    let dir = agent_folder();
+    let engine = offline_engine(dir.path()).await;
+    let huge = format!(r#"{{"user_id": "juan", "message": "{}"}}"#, "a".repeat(3 * 1024 * 1024));
+    // (body, status, code)
+    let cases = [
+        (huge, 413, "payload_too_large"),
+        ("{".to_owned(), 400, "invalid_json"),
+        ("{\"user_id\": \"juan\",\n \"message\": }".to_owned(), 400, "invalid_json"),
+        (r#"{"user_id": "juan"}"#.to_owned(), 422, "invalid_fields"),
+        (r#"{"user_id": "juan", "message": 5}"#.to_owned(), 422, "invalid_fields"),
+    ];
+    for (body, status, code) in cases {
+        let shown: String = body.chars().take(40).collect();
+        let response = engine.post("/v1/sessions/s1/turns").header("content-type", "application/json").body(body).send().await.unwrap();
+        assert_eq!(response.status(), status, "body {shown:?}");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(content_type, "application/json", "body {shown:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "body {shown:?}: {error}");
+    }
+
+    let response = engine.post("/v1/sessions/s1/turns").body("{\"user_id\": \"juan\",\n \"message\": }").send().await.unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["details"]["line"], 2, "{error}");
+    assert_eq!(error["error"]["details"]["column"], 13, "{error}");
+
+    let response = engine.post("/v1/sessions/s1/turns").body(r#"{"user_id": "juan", "message": 5}"#).send().await.unwrap();
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["details"]["fields"][0]["field"], "message", "{error}");
+    assert!(!dir.path().join(".houston/sessions").exists(), "nothing was stored");
 }
 
 #[tokio::test]
@@ -111,7 +145,7 @@ async fn history_is_for_its_owner_only() {
     let stranger = engine.get("/v1/sessions/s1?user_id=maria").send().await.unwrap();
     assert_eq!(stranger.status(), 404);
     let no_user = engine.get("/v1/sessions/s1").send().await.unwrap();
-    assert_eq!(no_user.status(), 400);
+    assert_eq!(no_user.status(), 422);
 
     let sessions: Value = engine.get("/v1/users/juan/sessions").send().await.unwrap().json().await.unwrap();
     assert_eq!(sessions["sessions"][0]["session_id"], "s1");

@@ -266,7 +266,7 @@ async fn approved_tool_runs() {
 
     let turn_id = request.turn_id.to_string();
     let (status, body) = decide(&engine, &turn_id, "toolu_1", "{\"approve\": \"yes\"}").await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     let (status, body) = decide(&engine, &turn_id, "toolu_9", "{\"approve\": true}").await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "approval_not_found");

@@ -50,7 +50,7 @@ impl ChatError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Self::InvalidFields(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::InvalidFields(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields"),
             Self::AgentNotFound => (StatusCode::NOT_FOUND, "agent_not_found"),
             Self::SessionNotFound => (StatusCode::NOT_FOUND, "session_not_found"),
             Self::TurnNotFound => (StatusCode::NOT_FOUND, "turn_not_found"),
@@ -69,9 +69,10 @@ impl ChatError {
         let (_, code) = self.status_and_code();
         match self {
             Self::InvalidFields(fields) => {
+                let list: Vec<String> = fields.iter().map(|(f, r)| format!("{f}: {r}")).collect();
                 let fields: Vec<_> =
                     fields.iter().map(|(f, r)| json!({"field": f, "reason": r})).collect();
-                ErrorBody::new(code, "the request has invalid fields")
+                ErrorBody::new(code, format!("the request has invalid fields: {}", list.join("; ")))
                     .with_details(json!({ "fields": fields }))
             }
             Self::Internal(_) => ErrorBody::new(code, "internal error; the cause is logged"),

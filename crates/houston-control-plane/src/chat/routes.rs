@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use houston_protocol::sse::HEARTBEAT;
@@ -19,6 +19,7 @@ use super::error::ChatError;
 use super::ports::{Caller, ChatAgent, TurnRecord};
 use super::service::{ChatService, EventFeed, engine_error};
 use super::validate::RawChatRequest;
+use crate::extract::{QueryParams, RawBody};
 
 /// Interval of the `: heartbeat` comment on idle streams.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
@@ -48,7 +49,7 @@ async fn caller(service: &ChatService, headers: &HeaderMap) -> Result<Caller, Ch
 pub async fn post_chat(
     State(service): State<Arc<ChatService>>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ChatError> {
     let caller = caller(&service, &headers).await?;
     let request = RawChatRequest::parse(&body)?;
@@ -97,7 +98,7 @@ pub async fn turn_events(
     State(service): State<Arc<ChatService>>,
     headers: HeaderMap,
     Path((agent, session_id, turn_id)): Path<(String, String, String)>,
-    Query(query): Query<EventsQuery>,
+    QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Response, ChatError> {
     let caller = caller(&service, &headers).await?;
     let after = resume_point(&headers, query.after)?;

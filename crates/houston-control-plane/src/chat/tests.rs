@@ -132,7 +132,7 @@ async fn invalid_body_lists_fields_before_side_effects() {
 
     let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "", "session_id": "../x"})).await;
 
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     let fields: Vec<_> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].clone()).collect();
     assert!(fields.contains(&json!("message")), "{body}");
@@ -459,4 +459,52 @@ async fn unreachable_engine_message_is_plain() {
     assert!(!error.message.contains("engine.sock"), "the engine socket path: {}", error.message);
     assert!(!error.message.contains('/'), "a path or URL: {}", error.message);
     assert_eq!(error.message, "The agent could not be reached. Try again in a moment.");
+}
+
+#[tokio::test]
+async fn body_and_query_errors_use_error_format() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+    let huge = format!(r#"{{"agent_id": "hr", "message": "{}"}}"#, "a".repeat(3 * 1024 * 1024));
+    let events = "/v1/agents/hr/sessions/s1/turns/t1/events";
+    // (method, path, body, status, code)
+    let cases = [
+        ("POST", "/v1/chat".to_owned(), Some(huge), 413, "payload_too_large"),
+        ("POST", "/v1/chat".to_owned(), Some("{".to_owned()), 400, "invalid_json"),
+        ("POST", "/v1/chat".to_owned(), Some(r#"{"agent_id": "hr"}"#.to_owned()), 422, "invalid_fields"),
+        ("POST", "/v1/chat".to_owned(), Some(r#"{"agent_id": "hr", "message": 5}"#.to_owned()), 422, "invalid_fields"),
+        ("GET", format!("{events}?after=abc"), None, 400, "invalid_query"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let mut request = server.client.request(method.parse().unwrap(), format!("{}{path}", server.url)).bearer_auth("juan");
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(response.headers()["content-type"], "application/json", "{method} {path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{method} {path}: {error}");
+    }
+    assert!(fixture.access.audit.lock().unwrap().is_empty(), "no audit before validation");
+}
+
+#[tokio::test]
+async fn chat_error_details_name_cause() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let syntax = server.client.post(format!("{}/v1/chat", server.url)).bearer_auth("juan").body("{\n\"agent_id\": }").send().await.unwrap();
+    let error: Value = syntax.json().await.unwrap();
+    assert_eq!(error["error"]["details"]["line"], 2, "{error}");
+    assert!(error["error"]["details"]["column"].as_u64().unwrap() > 0, "{error}");
+
+    let missing = server.post_chat("juan", json!({"agent_id": "hr"})).await;
+    let error: Value = missing.json().await.unwrap();
+    let fields = error["error"]["details"]["fields"].as_array().unwrap();
+    assert!(fields.contains(&json!({"field": "message", "reason": "is missing or empty"})), "{error}");
+
+    let events = server.get("juan", "/v1/agents/hr/sessions/s1/turns/t1/events?after=abc").await;
+    let error: Value = events.json().await.unwrap();
+    assert_eq!(error["error"]["details"]["parameter"], "after", "{error}");
 }

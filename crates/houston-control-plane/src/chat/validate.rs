@@ -39,10 +39,15 @@ impl RawChatRequest {
     /// Parses a JSON body.
     ///
     /// # Errors
-    /// [`ChatError::InvalidFields`] for a body that is not a JSON object or has invalid fields.
+    /// [`ChatError::InvalidFields`] for unknown, mistyped or invalid fields, and
+    /// [`ApiError::InvalidJson`](crate::error::ApiError::InvalidJson) for a body that is not JSON.
     pub fn parse(body: &[u8]) -> Result<ChatRequest, ChatError> {
-        let raw: Self = serde_json::from_slice(body)
-            .map_err(|e| ChatError::invalid("body", format!("invalid JSON: {e}")))?;
+        let raw: Self = crate::extract::parse_json(body).map_err(|error| match error {
+            crate::error::ApiError::InvalidFields(fields) => {
+                ChatError::InvalidFields(fields.into_iter().map(|field| (field.field, field.reason)).collect())
+            }
+            other => ChatError::Api(other),
+        })?;
         let mut errors = Vec::new();
         let session_id = match raw.session_id.map(SessionId::parse).transpose() {
             Ok(id) => id,

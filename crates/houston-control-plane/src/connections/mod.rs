@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -136,7 +136,7 @@ pub async fn list_connections(
     State(service): State<Arc<ConnectionsService>>,
     headers: HeaderMap,
     Path(agent): Path<String>,
-    Query(query): Query<ListQuery>,
+    crate::extract::QueryParams(query): crate::extract::QueryParams<ListQuery>,
 ) -> Result<Response, ChatError> {
     let caller = service.chat.authenticate(bearer_token(&headers)?).await?;
     let agent = service.chat.ports.access.authorize(&caller, &agent, "connections.list").await?;

@@ -280,7 +280,7 @@ async fn waiting_listing_times_out_with_current_state() {
 async fn waiting_for_unknown_toolkit_is_rejected() {
     let fixture = fixture().await;
     let (status, body) = fixture.get("juan", "/v1/agents/hr/connections?wait_for=jira").await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 422);
     assert_eq!(body["error"]["details"]["fields"][0]["field"], "wait_for");
 }
 
@@ -320,7 +320,7 @@ async fn rejection_is_audited_as_rejected() {
 async fn invalid_approval_rejected_before_side_effects() {
     let fixture = fixture().await;
     let (status, body) = fixture.post("juan", "/v1/agents/hr/sessions/s1/turns/t1/approvals/bad.id", r#"{"approve": "yes"}"#).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 422, "{body}");
     let fields: Vec<&str> = body["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, vec!["call_id", "approve"]);
     assert!(fixture.decisions.lock().unwrap().is_empty());
@@ -379,4 +379,16 @@ async fn store_ports_read_integrations_and_write_audit() {
     let listed = store.list_audit_entries(&workspace.id, &filter).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].decision.as_deref(), Some("approved"));
+}
+
+#[tokio::test]
+async fn invalid_query_uses_error_format() {
+    let fixture = fixture().await;
+    let response = fixture.http.get(format!("{}/v1/agents/hr/connections?wait_for=slack&timeout_secs=abc", fixture.url)).bearer_auth("juan").send().await.unwrap();
+
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    assert_eq!(body["error"]["details"]["parameter"], "timeout_secs", "{body}");
 }

@@ -7,33 +7,16 @@ pub mod identity;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use houston_store::Agent;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::ControlPlane;
 
-/// A JSON body whose parse errors become [`ApiError::InvalidBody`], in the one error format.
-pub struct JsonBody<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::InvalidBody(rejection.body_text())),
-        }
-    }
-}
+pub use crate::extract::JsonBody;
 
 /// The client's address: the TCP peer, or the `X-Forwarded-For` hop that the configured
 /// trusted proxies vouch for.

@@ -32,14 +32,30 @@ impl ApiError {
         Self { status, body: ErrorBody::new(code, message) }
     }
 
-    /// 400 `invalid_request` listing every invalid field in `details.fields`.
+    /// 422 `invalid_fields` listing every invalid field in `details.fields`.
     #[must_use]
     pub fn invalid(fields: Vec<FieldError>) -> Self {
         let summary: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.field, f.reason)).collect();
         let details: Vec<_> = fields.iter().map(|f| json!({"field": f.field, "reason": f.reason})).collect();
-        let mut error = Self::new(StatusCode::BAD_REQUEST, "invalid_request", format!("invalid request: {}", summary.join("; ")));
+        let message = format!("the request has invalid fields: {}", summary.join("; "));
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_fields", message);
         error.body = error.body.with_details(json!({ "fields": details }));
         error
+    }
+
+    /// 400 `invalid_json` with the 1-based position of the syntax error in `details`.
+    #[must_use]
+    pub fn invalid_json(reason: &str, line: usize, column: usize) -> Self {
+        let message = format!("the request body is not valid JSON: {reason} at line {line} column {column}");
+        let mut error = Self::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+        error.body = error.body.with_details(json!({"line": line, "column": column}));
+        error
+    }
+
+    /// 413 `payload_too_large`.
+    #[must_use]
+    pub fn payload_too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
     }
 
     /// 401 `unauthorized`.

@@ -11,6 +11,7 @@
 //! | `GET /v1/health`, `GET /v1/version` | liveness (no token) and build information |
 
 mod error;
+mod extract;
 mod routes;
 mod sse;
 

@@ -15,6 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
 use super::error::{ApiError, FieldError};
+use super::extract::{JsonError, RawBody, parse_json};
 use super::sse::event_stream;
 use crate::sessions::{LoadMode, SessionRecord, TurnStatus};
 use crate::turns::{self, AcceptError, NewTurn, Refusal, TurnHandle, unfinished_turns};
@@ -50,7 +51,7 @@ pub(super) async fn version(State(state): State<Arc<AppState>>) -> Json<Value> {
 pub(super) async fn start_turn(
     State(state): State<Arc<AppState>>,
     Path(session_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let new_turn = parse_turn_request(&session_id, &body)?;
     let handle = match turns::accept(&state.env, new_turn).await {
@@ -64,12 +65,11 @@ pub(super) async fn start_turn(
 fn parse_turn_request(session_id: &str, body: &[u8]) -> Result<NewTurn, ApiError> {
     let mut errors = Vec::new();
     let session_id = parse_id("session_id", session_id, SessionId::parse, &mut errors);
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    let request: Option<EngineTurnRequest> = match serde_path_to_error::deserialize(deserializer) {
+    let request: Option<EngineTurnRequest> = match parse_json(body) {
         Ok(request) => Some(request),
-        Err(error) => {
-            let field = error.path().to_string();
-            errors.push(FieldError::new(if field == "." { "body".into() } else { field }, error.into_inner().to_string()));
+        Err(JsonError::Syntax(error)) => return Err(error),
+        Err(JsonError::Field(error)) => {
+            errors.push(error);
             None
         }
     };
