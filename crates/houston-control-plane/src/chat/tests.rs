@@ -508,3 +508,17 @@ async fn chat_error_details_name_cause() {
     let error: Value = events.json().await.unwrap();
     assert_eq!(error["error"]["details"]["parameter"], "after", "{error}");
 }
+
+#[tokio::test]
+async fn chat_rejects_unknown_fields() {
+    let fixture = Fixture::new().await;
+    let server = serve(ChatService::new(fixture.ports())).await;
+
+    let response = server.post_chat("juan", json!({"agent_id": "hr", "message": "hi", "user_id": "admin"})).await;
+
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_fields");
+    assert_eq!(error["error"]["details"]["fields"][0]["field"], "user_id", "{error}");
+    assert_eq!(*fixture.engine.started.lock().unwrap(), 0, "no turn started");
+}

@@ -22,8 +22,10 @@ pub struct ValidChat {
 }
 
 /// The `POST /v1/chat` body before validation, so that a bad `session_id` is reported with
-/// the other fields instead of as a JSON error.
+/// the other fields instead of as a JSON error. Like [`ChatRequest`], it rejects unknown
+/// fields.
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawChatRequest {
     #[serde(default)]
     pub agent_id: Option<String>,
