@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use houston_protocol::sse::SseDecoder;
-use houston_protocol::{EventKind, StreamEvent};
+use houston_protocol::{ErrorBody, EventKind, SessionId, StreamEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -34,8 +34,10 @@ pub struct ChatArgs {
     #[arg(long)]
     agent: String,
     /// Session to continue; without it a new session starts and its id is printed on stderr.
-    #[arg(long)]
-    session: Option<String>,
+    /// Checked before anything is sent: letters, digits, '-' and '_', starting with a letter or
+    /// digit.
+    #[arg(long, value_parser = parse_session_id)]
+    session: Option<SessionId>,
     /// Server to use instead of the one stored by `houston login`.
     #[arg(long, env = "HOUSTON_SERVER")]
     server: Option<String>,
@@ -124,12 +126,33 @@ async fn expect_json<T: serde::de::DeserializeOwned>(response: reqwest::Response
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
     if !status.is_success() {
-        let message = serde_json::from_str::<houston_protocol::ErrorBody>(&body)
-            .map(|error| error.error.message)
-            .unwrap_or(body);
-        bail!("{what} failed with HTTP {status}: {message}");
+        bail!("{what} failed with HTTP {status}: {}", describe_error(&body));
     }
     serde_json::from_str(&body).with_context(|| format!("invalid {what} answer from the server"))
+}
+
+/// Returns the message of an error body followed by each field reason in `details.fields`
+/// that the message does not already contain, or the body itself when it is not an error body.
+fn describe_error(body: &str) -> String {
+    let Ok(error) = serde_json::from_str::<ErrorBody>(body) else {
+        return body.to_owned();
+    };
+    let mut text = error.error.message;
+    let fields = error.error.details.get("fields").and_then(serde_json::Value::as_array);
+    for field in fields.into_iter().flatten() {
+        let name = field.get("field").and_then(serde_json::Value::as_str).unwrap_or("?");
+        let reason = field.get("reason").and_then(serde_json::Value::as_str).unwrap_or("is invalid");
+        let line = format!("{name}: {reason}");
+        if !text.contains(&line) {
+            text.push_str("\n  ");
+            text.push_str(&line);
+        }
+    }
+    text
+}
+
+fn parse_session_id(value: &str) -> Result<SessionId, String> {
+    SessionId::parse(value).map_err(|error| format!("session_id {error}"))
 }
 
 /// Runs `houston chat`.
@@ -146,7 +169,7 @@ async fn run_chat(mut credentials: Credentials, args: ChatArgs) -> anyhow::Resul
     let client = reqwest::Client::new();
     let mut body = json!({"agent_id": args.agent, "message": args.message});
     if let Some(session) = &args.session {
-        body["session_id"] = json!(session);
+        body["session_id"] = json!(session.as_str());
     }
     let mut response = send_chat(&client, &credentials, &body).await?;
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
@@ -228,4 +251,41 @@ async fn print_stream(mut response: reqwest::Response) -> anyhow::Result<()> {
         }
     }
     bail!("the event stream ended before the turn did")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{describe_error, parse_session_id};
+
+    #[test]
+    fn error_lists_field_reasons() {
+        let body = r#"{"error": {"code": "invalid_fields", "message": "the request has invalid fields",
+            "details": {"fields": [{"field": "session_id", "reason": "must start with a letter or digit"}]}}}"#;
+
+        let text = describe_error(body);
+
+        assert!(text.starts_with("the request has invalid fields"), "{text}");
+        assert!(text.contains("session_id: must start with a letter or digit"), "{text}");
+    }
+
+    #[test]
+    fn error_reason_not_repeated() {
+        let body = r#"{"error": {"code": "invalid_fields", "message": "the request has invalid fields: message: is missing",
+            "details": {"fields": [{"field": "message", "reason": "is missing"}]}}}"#;
+
+        assert_eq!(describe_error(body), "the request has invalid fields: message: is missing");
+    }
+
+    #[test]
+    fn plain_text_error_kept() {
+        assert_eq!(describe_error("Bad Gateway"), "Bad Gateway");
+    }
+
+    #[test]
+    fn session_checked_locally() {
+        let error = parse_session_id("../../x").unwrap_err();
+
+        assert_eq!(error, "session_id must start with a letter or digit");
+        assert!(parse_session_id("s-1").is_ok());
+    }
 }

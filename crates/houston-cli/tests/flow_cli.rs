@@ -45,3 +45,16 @@ async fn login_and_chat_from_terminal() {
     assert!(!sales.status.success(), "Juan may not use Sales");
     assert!(String::from_utf8_lossy(&sales.stderr).contains("404"), "{}", String::from_utf8_lossy(&sales.stderr));
 }
+
+#[test]
+fn chat_rejects_bad_session_locally() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // No credentials and no server: the session id must be rejected before either is needed.
+    let output = houston(dir.path()).args(["chat", "--agent", "hr", "--session", "../../x", "hi"]).output().unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("session_id must start with a letter or digit"), "{stderr}");
+    assert!(!stderr.contains("houston login"), "{stderr}");
+}
