@@ -5,6 +5,7 @@ mod agent_cmd;
 mod admin_cmd;
 mod client_cmd;
 mod engine_cmd;
+mod home_dir;
 mod sandbox_cmd;
 mod serve_cmd;
 mod stack;
@@ -45,6 +46,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    home_dir::restrict_umask();
     let cli = Cli::parse();
     match cli.command {
         Command::Up(args) => up_cmd::run(args),

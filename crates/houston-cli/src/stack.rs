@@ -132,12 +132,14 @@ pub async fn open_store(url: &str, max_connections: Option<u32>) -> anyhow::Resu
     anyhow::bail!("invalid database URL: it must start with postgres://, postgresql:// or sqlite:")
 }
 
-/// Creates the home folder and its subfolders and returns its absolute path, so socket
-/// paths stay valid whatever the working folder of a runtime is.
+/// Creates the home folder (mode 0700, see [`crate::home_dir`]) and its subfolders and
+/// returns its absolute path, so socket paths stay valid whatever the working folder of a
+/// runtime is.
 ///
 /// # Errors
 /// A folder that cannot be created or resolved.
 pub fn prepare_home(home: &Path) -> anyhow::Result<PathBuf> {
+    crate::home_dir::secure_home(home)?;
     for dir in ["agents", "run", "egress"] {
         let path = home.join(dir);
         std::fs::create_dir_all(&path).with_context(|| format!("failed to create {}", path.display()))?;

@@ -29,6 +29,7 @@ use std::os::fd::AsRawFd;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
+use nix::sys::stat::{Mode, umask};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, getgid, getuid};
@@ -185,7 +186,12 @@ fn run_outer(plan: &SandboxPlan) -> Result<u8, InitError> {
 /// PID 1 of the sandbox: builds the root, starts the engine, detaches the host's root while
 /// the engine starts, drops its own privileges and reaps.
 fn run_inner(plan: &SandboxPlan, signals: &SigSet) -> Result<u8, InitError> {
+    // The root's folders and mount points must be searchable by the engine's uid, whatever
+    // mask the manager runs with (houston runs with 077). The engine gets the manager's
+    // mask back.
+    let manager_mask = umask(Mode::from_bits_truncate(0o022));
     mounts::build_root(plan)?;
+    umask(manager_mask);
     nix::unistd::sethostname("houston-sandbox").map_err(|errno| InitError::sys("set the hostname", errno))?;
 
     let exec = ExecRequest::new(plan)?;
