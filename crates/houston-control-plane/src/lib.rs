@@ -134,6 +134,14 @@ pub async fn build_on(config: &ServeConfig, store: std::sync::Arc<dyn houston_st
 pub async fn serve(state: AppState, app: Router, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     let address = listener.local_addr()?;
     tracing::info!(listen = %address, "control plane listening");
+    // Graceful shutdown waits for every open request, so long polls watch this signal and
+    // answer at once instead of holding the stop for their whole wait.
+    let stopping = ShutdownSignal::default();
+    let app = app.layer(axum::Extension(stopping.clone()));
+    let shutdown = async move {
+        shutdown.await;
+        stopping.0.cancel();
+    };
     // Without TCP_NODELAY, Nagle's algorithm holds each small stream event until the client's
     // delayed ACK (about 40 ms on Linux), so every token would arrive late.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -152,6 +160,11 @@ pub async fn serve(state: AppState, app: Router, listener: TcpListener, shutdown
     }
     Ok(())
 }
+
+/// Shutdown of the server, cancelled by [`serve`] when its shutdown future completes. Handlers
+/// that wait (such as `GET …/connections?wait_for=`) read it as a request extension.
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownSignal(pub tokio_util::sync::CancellationToken);
 
 /// Runs `houston serve`: builds the control plane from `config` and serves its routes on
 /// `listener` until `shutdown` completes.

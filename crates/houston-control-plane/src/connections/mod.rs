@@ -2,7 +2,7 @@
 //!
 //! | route | purpose |
 //! |---|---|
-//! | `GET /v1/agents/{agent}/connections[?wait_for=TOOLKIT&timeout_secs=N]` | the caller's connection state per toolkit of the agent; with `wait_for`, the response waits (at most [`MAX_WAIT`]) until that toolkit is active |
+//! | `GET /v1/agents/{agent}/connections[?wait_for=TOOLKIT&timeout_secs=N]` | the caller's connection state per toolkit of the agent; with `wait_for`, the response waits (at most [`MAX_WAIT`]) until that toolkit is active, and answers at once without Composio or when the server shuts down |
 //! | `POST /v1/agents/{agent}/sessions/{session_id}/turns/{turn_id}/approvals/{call_id}` | `{"approve": bool}`: forwards the caller's decision on a tool call to the engine and audits it |
 //!
 //! Connection states come from Composio's connected accounts of the caller's Composio user,
@@ -137,6 +137,7 @@ pub async fn list_connections(
     headers: HeaderMap,
     Path(agent): Path<String>,
     crate::extract::QueryParams(query): crate::extract::QueryParams<ListQuery>,
+    shutdown: Option<axum::Extension<crate::ShutdownSignal>>,
 ) -> Result<Response, ChatError> {
     let caller = service.chat.authenticate(bearer_token(&headers)?).await?;
     let agent = service.chat.ports.access.authorize(&caller, &agent, "connections.list").await?;
@@ -149,11 +150,14 @@ pub async fn list_connections(
     let timeout = Duration::from_secs(query.timeout_secs.unwrap_or(30)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + timeout;
     let user = composio_user_id(&agent.workspace_id, &caller.user_id);
+    let stopping = shutdown.map(|axum::Extension(signal)| signal.0).unwrap_or_default();
 
     loop {
         let states = service.states(&user, &toolkits).await?;
         let landed = query.wait_for.as_ref().is_none_or(|wanted| states.get(&wanted.to_lowercase()) == Some(&ConnectionState::Active));
-        if landed || tokio::time::Instant::now() >= deadline {
+        // Without Composio no state can change, so waiting would only hold the request.
+        let settled = landed || service.composio.is_none() || stopping.is_cancelled();
+        if settled || tokio::time::Instant::now() >= deadline {
             let connections = toolkits
                 .iter()
                 .map(|toolkit| ConnectionView {
@@ -164,7 +168,11 @@ pub async fn list_connections(
             let body = ConnectionList { connections, composio_configured: service.composio.is_some() };
             return Ok(Json(body).into_response());
         }
-        tokio::time::sleep_until((tokio::time::Instant::now() + service.poll_interval).min(deadline)).await;
+        let next_check = (tokio::time::Instant::now() + service.poll_interval).min(deadline);
+        tokio::select! {
+            () = tokio::time::sleep_until(next_check) => {}
+            () = stopping.cancelled() => {}
+        }
     }
 }
 

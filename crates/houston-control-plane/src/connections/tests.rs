@@ -157,6 +157,7 @@ struct Fixture {
     ports: Arc<MemoryPorts>,
     decisions: Decisions,
     composio: ComposioStandIn,
+    stopping: crate::ShutdownSignal,
     _dir: tempfile::TempDir,
 }
 
@@ -183,8 +184,10 @@ async fn fixture_with(composio_configured: bool) -> Fixture {
     let service = ConnectionsService { chat, ports: ports.clone(), composio: composio_accounts, poll_interval: Duration::from_millis(20) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(Arc::new(service))).await.unwrap() });
-    Fixture { url, http: reqwest::Client::new(), ports, decisions, composio, _dir: dir }
+    let stopping = crate::ShutdownSignal::default();
+    let app = router(Arc::new(service)).layer(axum::Extension(stopping.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Fixture { url, http: reqwest::Client::new(), ports, decisions, composio, stopping, _dir: dir }
 }
 
 impl Fixture {
@@ -391,4 +394,35 @@ async fn invalid_query_uses_error_format() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_query", "{body}");
     assert_eq!(body["error"]["details"]["parameter"], "timeout_secs", "{body}");
+}
+
+#[tokio::test]
+async fn waiting_without_composio_answers_at_once() {
+    let fixture = fixture_with(false).await;
+
+    // A held request would take the full wait (60 s); 10 s leaves room for a slow machine.
+    let request = fixture.get("juan", "/v1/agents/hr/connections?wait_for=slack&timeout_secs=9999");
+    let (status, body) = tokio::time::timeout(Duration::from_secs(10), request).await.expect("the listing answered at once");
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["composio_configured"], false);
+    assert_eq!(states(&body)["slack"], "not_connected");
+}
+
+#[tokio::test]
+async fn shutdown_ends_waiting_listing() {
+    let fixture = fixture().await;
+    fixture.composio.add_account("acme:juan", "slack", "INITIATED");
+    let url = format!("{}/v1/agents/hr/connections?wait_for=slack&timeout_secs=60", fixture.url);
+    let request = fixture.http.get(url).bearer_auth("juan").send();
+    let waiting = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the listing waits while the connection is pending");
+
+    fixture.stopping.0.cancel();
+
+    let response = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("the listing ended on shutdown").unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(states(&body)["slack"], "pending");
 }
