@@ -14,6 +14,10 @@ const HOME_MODE: u32 = 0o700;
 /// Sets the process's file mode creation mask to 0o077, so every file houston creates
 /// (database, write-ahead log, egress log, outbox, stored credentials) is 0600 and every
 /// folder 0700. Child processes, runtimes included, inherit the mask.
+// NOTE: as root with the namespace backend, a file that houston (`houston agent import`,
+// say) writes into a volume already handed to the agent's sandbox uid stays root-owned
+// with mode 0600. The sandboxed engine cannot read it, because the runtime re-owns a
+// volume only when the volume's top folder has another owner.
 pub fn restrict_umask() {
     nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
 }
