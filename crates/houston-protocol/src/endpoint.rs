@@ -1,4 +1,4 @@
-//! Where an engine listens: `unix:PATH` or `tcp:HOST:PORT`.
+//! Engine listen addresses: `unix:PATH` or `tcp:HOST:PORT`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ pub enum EngineEndpoint {
     Tcp(String),
 }
 
-/// Why an endpoint string could not be parsed.
+/// Parse error of an endpoint string, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid listen address {value:?}: {reason}")]
 pub struct EndpointError {

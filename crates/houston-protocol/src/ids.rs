@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Maximum length of an id, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 
-/// Why a string is not a valid id.
+/// The rule of the id pattern that a string breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("must not be empty")]

@@ -138,19 +138,22 @@ async fn sync_user_message(handle: Arc<TurnHandle>, pending: PendingSync, durabl
         Err(error) => error.to_string(),
     };
     tracing::error!(turn.id = %handle.turn_id, session.id = %handle.session_id, %error, "failed to fsync the user message");
-    handle.log.push(EventKind::TurnFailed {
-        error: TurnError { code: "store_failed".into(), message: "The message could not be saved. Send it again.".into(), retryable: true },
-    });
+    handle.log.push(message_not_stored());
     durable.send_replace(Durability::Failed);
     handle.cancel.cancel();
+}
+
+/// Builds the `turn.failed` event of a turn whose user message could not be stored.
+fn message_not_stored() -> EventKind {
+    EventKind::TurnFailed {
+        error: TurnError { code: "store_failed".into(), message: "The message could not be saved. Send it again.".into(), retryable: true },
+    }
 }
 
 /// Releases a turn that could not be stored and ends its log, so a follower never hangs.
 fn abandon(env: &TurnEnv, handle: &Arc<TurnHandle>, error: AcceptError) -> AcceptError {
     tracing::error!(turn.id = %handle.turn_id, session.id = %handle.session_id, %error, "failed to accept a turn");
-    handle.log.push(EventKind::TurnFailed {
-        error: TurnError { code: "store_failed".into(), message: "The message could not be saved. Send it again.".into(), retryable: true },
-    });
+    handle.log.push(message_not_stored());
     // Forgetting the turn lets a retry with the same idempotency key start afresh.
     env.registry.forget(handle);
     error
