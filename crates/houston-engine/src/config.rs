@@ -235,6 +235,11 @@ impl ProviderSettings {
                  or choose the offline provider with HOUSTON_PROVIDER=offline"
             ));
         }
+        // A key with control or non-ASCII characters cannot travel in an HTTP header, so it is
+        // reported here instead of failing every model call with an authentication error.
+        if api_key.as_deref().is_some_and(|key| !key.bytes().all(|byte| byte.is_ascii_graphic())) {
+            problems.push(format!("{key_var} is invalid: it may contain only visible ASCII characters"));
+        }
         let base_url = env(url_var).or(file.base_url).unwrap_or_else(|| default_url.to_owned());
         if kind != ProviderKind::Offline && !base_url.starts_with("http://") && !base_url.starts_with("https://") {
             problems.push(format!("{url_var}: {base_url:?} is not an http:// or https:// URL"));
@@ -285,6 +290,14 @@ mod tests {
     fn write_config(dir: &Path, text: &str) {
         std::fs::create_dir_all(dir.join(".houston/config")).unwrap();
         std::fs::write(dir.join(".houston/config/config.json"), text).unwrap();
+    }
+
+    #[test]
+    fn key_with_control_characters_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = load(dir.path(), &[("ANTHROPIC_API_KEY", "sk-ant\nx")]).unwrap_err();
+        assert!(error.problems.iter().any(|problem| problem.starts_with("ANTHROPIC_API_KEY is invalid")));
+        assert!(error.problems.iter().all(|problem| !problem.contains("sk-ant")));
     }
 
     #[test]
